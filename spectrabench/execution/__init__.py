@@ -1,0 +1,1 @@
+"""Effects of running jobs: worker subprocesses, monitoring, retries."""

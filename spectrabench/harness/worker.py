@@ -1,0 +1,190 @@
+"""The worker subprocess: load one model once, evaluate a job's tasks one after another through lm-eval's API.
+
+Run as `python -m spectrabench.harness.worker <attempt folder>`. After each task it atomically writes that task's
+results (lm-eval's own JSON layout) and per-sample records, and rewrites progress.json with timings and peak
+memory, so a crash later in the job loses nothing that finished. It never touches the store: the driver parses
+these files and is the only writer of DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from spectrabench.harness.workerspec import (
+    ERROR_FILE,
+    EXIT_CODES,
+    PROGRESS_FILE,
+    SPEC_FILE,
+    ErrorKind,
+    WorkerSpec,
+    task_results_file,
+    task_samples_file,
+    write_atomic,
+    write_json_atomic,
+)
+
+_UNAVAILABLE_HINTS = (
+    "couldn't connect", "could not connect", "offline mode", "is not a local folder", "not a valid model identifier",
+    "repository not found", "does not appear to have", "gated repo", "401", "403", "connection", "couldn't find",
+    "doesn't exist on the hub", "local_files_only", "cannot find the requested files", "not found on the hub",
+)
+
+
+def classify_exception(exc: BaseException, stage: str) -> ErrorKind:
+    """Map an exception raised while loading (`stage="load"`) or evaluating (`"task"`) to an error kind."""
+    name = type(exc).__name__
+    text = f"{name}: {exc}".lower()
+    if isinstance(exc, MemoryError) or name == "OutOfMemoryError" or "out of memory" in text:
+        return ErrorKind.OOM
+    if name in {"RepositoryNotFoundError", "GatedRepoError", "LocalEntryNotFoundError", "DatasetNotFoundError",
+                "OfflineModeIsEnabled", "ConnectionError", "HfHubHTTPError"} or isinstance(exc, ConnectionError):
+        return ErrorKind.UNAVAILABLE
+    if isinstance(exc, OSError | ValueError) and any(h in text for h in _UNAVAILABLE_HINTS):
+        return ErrorKind.UNAVAILABLE
+    if name == "UserError":
+        return ErrorKind.UNAVAILABLE if stage == "load" else ErrorKind.BAD_TASK
+    if stage == "task" and (isinstance(exc, KeyError) or "not found" in text or "unsafe" in text):
+        return ErrorKind.BAD_TASK
+    return ErrorKind.CRASH
+
+
+def peak_memory_gb(device: str) -> float:
+    """Peak memory of this attempt: CUDA max allocated on GPU, peak resident set size on CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return float(torch.cuda.max_memory_allocated()) / 1024**3
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
+
+
+class _Progress:
+    """progress.json: what finished, how long it took, peak memory so far."""
+
+    def __init__(self, out_dir: Path, spec: WorkerSpec) -> None:
+        self._path = out_dir / PROGRESS_FILE
+        self._device = spec.device
+        self.data: dict[str, Any] = {"job_key": spec.job_key, "attempt": spec.attempt, "started_at": time.time(),
+                                     "provision_s": 0.0, "load_s": None, "tasks": {}, "peak_mem_gb": 0.0,
+                                     "device": spec.device, "batch_size": spec.batch_size}
+
+    def save(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.data["peak_mem_gb"] = peak_memory_gb(self._device)
+        self.data["updated_at"] = time.time()
+        write_json_atomic(self._path, self.data)
+
+
+def _resolve_pretrained(spec: WorkerSpec) -> str:
+    if spec.model.builtin:
+        from spectrabench.harness.models import provision
+
+        return str(provision(spec.model.builtin, Path(spec.model_cache_dir)))
+    assert spec.model.pretrained is not None
+    return spec.model.pretrained
+
+
+def _load_model(spec: WorkerSpec, pretrained: str) -> Any:
+    from lm_eval.models.huggingface import HFLM
+
+    args: dict[str, Any] = {"pretrained": pretrained, "revision": spec.model.revision, "dtype": spec.model.dtype,
+                            "batch_size": spec.batch_size, "device": spec.device,
+                            "trust_remote_code": spec.model.trust_remote_code}
+    args.update(spec.model.model_args)
+    return HFLM(**args)
+
+
+def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any) -> dict[str, Any]:
+    import lm_eval
+
+    task = spec.tasks[task_index]
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=[task.harness_name], num_fewshot=task.shots, limit=spec.limit,
+        batch_size=spec.batch_size, task_manager=task_manager, log_samples=True,
+        confirm_run_unsafe_code=task.allow_code_execution, random_seed=spec.seed,
+        numpy_random_seed=1234 + spec.seed, torch_random_seed=1234 + spec.seed,
+        fewshot_random_seed=1234 + spec.seed,
+    )
+    if results is None:  # only on non-zero ranks in distributed runs, which we never start
+        raise RuntimeError("lm-eval returned no results")
+    return dict(results)
+
+
+def _write_task_outputs(out_dir: Path, task_name: str, results: dict[str, Any], spec: WorkerSpec) -> int:
+    from lm_eval.utils import handle_non_serializable
+
+    samples = results.pop("samples", {}) or {}
+    lines = []
+    for subtask, records in samples.items():
+        for record in records:
+            lines.append(json.dumps({"task": subtask, **record}, default=handle_non_serializable))
+    # Samples first, results last: the results file is what marks the task done.
+    write_atomic(task_samples_file(out_dir, task_name), "\n".join(lines) + ("\n" if lines else ""))
+    results["model_name"] = spec.model.name
+    write_atomic(task_results_file(out_dir, task_name),
+                 json.dumps(results, indent=2, default=handle_non_serializable))
+    return len(lines)
+
+
+def _fail(out_dir: Path, kind: ErrorKind, exc: BaseException, stage: str, task: str | None) -> int:
+    message = f"{type(exc).__name__}: {exc}".strip()
+    write_json_atomic(out_dir / ERROR_FILE, {"kind": kind.value, "stage": stage, "task": task,
+                                             "message": message.splitlines()[0][:500] if message else ""})
+    traceback.print_exc()
+    return EXIT_CODES.get(kind, 1)
+
+
+def run_worker(attempt_dir: Path) -> int:
+    """Run one attempt described by `<attempt_dir>/spec.json`; returns the process exit code."""
+    spec = WorkerSpec.model_validate_json((attempt_dir / SPEC_FILE).read_text(encoding="utf-8"))
+    out_dir = Path(spec.out_dir)
+    progress = _Progress(out_dir, spec)
+    progress.save()
+    if spec.threads:
+        import torch
+
+        torch.set_num_threads(spec.threads)
+    try:
+        started = time.perf_counter()
+        pretrained = _resolve_pretrained(spec)
+        progress.save(provision_s=time.perf_counter() - started)
+        started = time.perf_counter()
+        lm = _load_model(spec, pretrained)
+        progress.save(load_s=time.perf_counter() - started)
+        from lm_eval.tasks import TaskManager
+
+        task_manager = TaskManager(include_path=spec.include_paths or None, include_defaults=spec.include_defaults)
+    except BaseException as exc:  # noqa: BLE001 - every failure must be classified and reported
+        return _fail(out_dir, classify_exception(exc, "load"), exc, "load", None)
+
+    for index, task in enumerate(spec.tasks):
+        started = time.perf_counter()
+        try:
+            results = _evaluate_task(lm, spec, index, task_manager)
+            n_samples = _write_task_outputs(out_dir, task.name, results, spec)
+        except BaseException as exc:  # noqa: BLE001
+            return _fail(out_dir, classify_exception(exc, "task"), exc, "task", task.name)
+        tasks = dict(progress.data["tasks"])
+        tasks[task.name] = {"seconds": time.perf_counter() - started, "n_samples": n_samples,
+                            "finished_at": time.time()}
+        progress.save(tasks=tasks)
+    progress.save(finished_at=time.time())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `python -m spectrabench.harness.worker ATTEMPT_DIR`."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m spectrabench.harness.worker ATTEMPT_DIR", file=sys.stderr)
+        return 2
+    return run_worker(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

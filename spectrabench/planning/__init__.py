@@ -1,0 +1,1 @@
+"""Pure planning: jobs, grouping, placement, dispatch. No I/O here."""

@@ -1,0 +1,88 @@
+"""Jobs: what one worker subprocess does (one model, a list of tasks), and the keys that make resume exact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from spectrabench.profiles import ModelSpec, Profile, TaskSpec
+
+DEFAULT_SEED = 0
+
+
+class TaskRef(BaseModel):
+    """One (model, task) measurement inside a job, with the key that identifies it across runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    harness_name: str
+    shots: int
+    allow_code_execution: bool
+    version: str
+    task_key: str
+
+
+class Job(BaseModel):
+    """One worker subprocess: load `model` once, evaluate `tasks` one after another."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_key: str
+    model: ModelSpec
+    tasks: tuple[TaskRef, ...]
+    limit: int | None
+    batch_size: int
+
+    @property
+    def task_names(self) -> list[str]:
+        """The profile names of the job's tasks, in order."""
+        return [t.name for t in self.tasks]
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def measurement_key(model: ModelSpec, task: TaskSpec, limit: int | None, task_version: str,
+                    lm_eval_version: str, seed: int = DEFAULT_SEED) -> str:
+    """Hash everything that defines a score: model identity and args, task and version, limit, shots, seed.
+
+    Batch size, placement and order are deliberately absent: they must not change a score, so a result
+    measured under one schedule is reused under any other.
+    """
+    return _digest({
+        "model": [model.source, model.revision, model.dtype, model.trust_remote_code, model.model_args],
+        "task": [task.harness_name, task_version, task.shots],
+        "limit": limit, "seed": seed, "lm_eval": lm_eval_version,
+    })
+
+
+def build_jobs(profile: Profile, *, limit: int | None, batch_size: int, task_versions: dict[str, str],
+               lm_eval_version: str, group_by_model: bool = False) -> list[Job]:
+    """Expand a profile into jobs, in profile order (models outer, tasks inner).
+
+    Args:
+        profile: The validated profile.
+        limit: Documents per task (None for all).
+        batch_size: The explicit batch size every worker uses.
+        task_versions: Content version of each task by profile name (see `harness.taskids`).
+        lm_eval_version: Installed lm-eval version; part of every key.
+        group_by_model: One job per model with all its tasks (one model load), instead of one per pair.
+    """
+    jobs: list[Job] = []
+    for model in profile.models:
+        refs = [
+            TaskRef(name=t.name, harness_name=t.harness_name, shots=t.shots,
+                    allow_code_execution=t.allow_code_execution, version=task_versions[t.name],
+                    task_key=measurement_key(model, t, limit, task_versions[t.name], lm_eval_version))
+            for t in profile.tasks
+        ]
+        groups = [refs] if group_by_model else [[r] for r in refs]
+        for group in groups:
+            key = _digest({"tasks": [r.task_key for r in group], "batch": batch_size})
+            jobs.append(Job(job_key=key, model=model, tasks=tuple(group), limit=limit, batch_size=batch_size))
+    return jobs

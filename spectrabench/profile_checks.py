@@ -1,0 +1,56 @@
+"""Checks of a profile against the world: known tasks, task data on disk, builtin models, local model paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spectrabench.catalog import known_task_names
+from spectrabench.errors import UserError, did_you_mean
+from spectrabench.harness.localtasks import index_local_tasks, missing_data_files
+from spectrabench.harness.models import builtin_names
+from spectrabench.profiles import Profile
+from spectrabench.settings import Settings
+
+_LOCAL_PREFIXES = ("/", "./", "../", "~")
+
+
+def check_profile(profile: Profile, settings: Settings) -> None:
+    """Reject a profile that cannot run as written, before anything starts.
+
+    Raises:
+        UserError: naming the first problem found and how to fix it.
+    """
+    where = f"profile '{profile.source_path or profile.name}'"
+    for folder in profile.task_paths:
+        if not folder.is_dir():
+            raise UserError(f"{where}: task_paths entry '{folder}' is not a folder",
+                            hint="task_paths are folders of lm-eval task YAML files, relative to the profile")
+    local = index_local_tasks(profile.task_paths)
+    known = set(known_task_names())
+    for task in profile.tasks:
+        name = task.harness_name
+        if name in local:
+            missing = missing_data_files(local[name])
+            if missing:
+                raise UserError(f"{where}: task '{task.name}' is missing its data file {missing[0]}",
+                                hint="restore the file or fix dataset_kwargs.data_files in "
+                                     f"{local[name].yaml_path}")
+            if local[name].unsafe_code and not task.allow_code_execution:
+                raise UserError(f"{where}: task '{task.name}' executes model-written code",
+                                hint="set allow_code_execution: true on the task to allow it (sandboxed)")
+        elif task.lm_eval_task is None and name not in known:
+            raise UserError(f"{where}: unknown task '{task.name}'",
+                            hint=did_you_mean(task.name, known | set(local), "tasks")
+                            + "; to use any other lm-eval task, set lm_eval_task explicitly")
+    builtins = builtin_names()
+    for model in profile.models:
+        if model.builtin is not None and model.builtin not in builtins:
+            raise UserError(f"{where}: model '{model.name}' names unknown builtin '{model.builtin}'",
+                            hint=did_you_mean(model.builtin, builtins, "builtin models"))
+        if model.pretrained is not None and model.pretrained.startswith(_LOCAL_PREFIXES):
+            path = Path(model.pretrained).expanduser()
+            if not path.is_absolute() and profile.source_path is not None:
+                path = profile.source_path.parent / path
+            if not path.is_dir():
+                raise UserError(f"{where}: model '{model.name}' points at missing local folder '{model.pretrained}'",
+                                hint="fix the path (relative paths start at the profile's folder) or use a hub id")

@@ -1,0 +1,1 @@
+"""Reports built from the store: leaderboards and run summaries."""

@@ -1,0 +1,46 @@
+"""One Settings object, built once by the CLI and passed down; nothing else reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where SpectraBench keeps its data, read from `SPECTRABENCH_*` variables or a `.env` file.
+
+    `HF_TOKEN` (no prefix) is the Hugging Face token for gated models: it only ever reaches worker
+    subprocesses through their environment and is never written to the store, logs or reports.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SPECTRABENCH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".spectrabench"), description="Root of everything SpectraBench writes.")
+    db_path: Path | None = Field(default=None, description="DuckDB file; default <data_dir>/spectrabench.duckdb.")
+    results_dir: Path | None = Field(default=None, description="Worker outputs; default <data_dir>/results.")
+    model_cache_dir: Path | None = Field(default=None, description="Provisioned local models; default <data_dir>/models.")
+    profiles_dir: Path | None = Field(default=None, description="Where profile names are looked up.")
+    debug: bool = Field(default=False, description="Show tracebacks for user errors too.")
+    hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+
+    @property
+    def db_file(self) -> Path:
+        """The DuckDB file."""
+        return self.db_path or self.data_dir / "spectrabench.duckdb"
+
+    @property
+    def results_root(self) -> Path:
+        """Where each attempt's worker writes its results and log."""
+        return self.results_dir or self.data_dir / "results"
+
+    @property
+    def model_cache(self) -> Path:
+        """Where built-in smoke models are provisioned."""
+        return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def profiles_root(self) -> Path:
+        """The folder that profile names refer to (the repository's `profiles/` by default)."""
+        return self.profiles_dir or Path(__file__).resolve().parent.parent / "profiles"

@@ -1,0 +1,118 @@
+"""Writes to the store. Called only by the driver, which is the single writer of DuckDB."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from spectrabench.harness.results import TaskOutput
+from spectrabench.planning.jobs import Job, TaskRef
+from spectrabench.store.db import connect, transaction
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None) if epoch else None
+
+
+class AttemptRecord(NamedTuple):
+    """One try at a job, as the attempts table stores it."""
+
+    job_key: str
+    attempt: int
+    batch_size: int
+    tasks: list[str]
+    started_at: float
+    finished_at: float
+    status: str
+    runtime_s: float
+    load_s: float | None
+    provision_s: float | None
+    peak_mem_gb: float | None
+    returncode: int | None
+    error_kind: str | None
+    error: str | None
+    log_path: str
+    worker: dict[str, Any]
+
+
+class History:
+    """The run history in one DuckDB file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def start_run(self, run_id: str, *, profile: str, mode: str, limit: int | None, devices: str,
+                  backend: str, settings: dict[str, Any], versions: dict[str, str]) -> None:
+        """Record that a run began."""
+        with transaction(self.path) as con:
+            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'running', ?, ?, NULL)",
+                        [run_id, profile, mode, limit, devices, backend, _now(),
+                         json.dumps(settings, default=str), json.dumps(versions)])
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        """Record how a run ended."""
+        with transaction(self.path) as con:
+            con.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+                        [_now(), status, json.dumps(summary), run_id])
+
+    def record_job(self, run_id: str, job: Job, *, status: str, devices: str,
+                   error_kind: str | None = None, error: str | None = None) -> None:
+        """Insert or update a job's row for this run, and its (model, task) pairs."""
+        with transaction(self.path) as con:
+            con.execute("DELETE FROM jobs WHERE job_key = ? AND run_id = ?", [job.job_key, run_id])
+            con.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?)",
+                        [job.job_key, run_id, job.model.name, json.dumps(job.task_names), job.limit,
+                         json.dumps({t.name: t.shots for t in job.tasks}), job.batch_size, devices,
+                         status, error_kind, error])
+
+    def record_run_tasks(self, run_id: str, job: Job, statuses: dict[str, str]) -> None:
+        """Record the status of each (model, task) pair of `job` within this run."""
+        with transaction(self.path) as con:
+            for ref in job.tasks:
+                con.execute("DELETE FROM run_tasks WHERE run_id = ? AND task_key = ?", [run_id, ref.task_key])
+                con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?)",
+                            [run_id, ref.task_key, job.job_key, job.model.name, ref.name, statuses[ref.name]])
+
+    def record_attempt(self, run_id: str, record: AttemptRecord) -> None:
+        """Insert one attempt row."""
+        with transaction(self.path) as con:
+            con.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [record.job_key, run_id, record.attempt, record.batch_size, json.dumps(record.tasks),
+                 _ts(record.started_at), _ts(record.finished_at), record.status, record.runtime_s,
+                 record.load_s, record.provision_s, record.peak_mem_gb, record.returncode,
+                 record.error_kind, record.error, record.log_path, json.dumps(record.worker, default=str)])
+
+    def record_task_output(self, run_id: str, job: Job, attempt: int, ref: TaskRef, output: TaskOutput,
+                           *, runtime_s: float | None, batch_size: int) -> None:
+        """Store one finished task's timing, scores and per-sample values in one transaction."""
+        model = job.model.name
+        with transaction(self.path) as con:
+            for table in ("task_results", "scores", "samples"):
+                con.execute(f"DELETE FROM {table} WHERE task_key = ? AND run_id = ?", [ref.task_key, run_id])
+            con.execute("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [ref.task_key, run_id, job.job_key, attempt, model, ref.name, ref.harness_name,
+                         job.limit, ref.shots, batch_size, runtime_s, output.n_samples,
+                         str(output.results_path), _now()])
+            con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [[ref.task_key, run_id, model, ref.name, s.subtask, s.metric, s.filter, s.value,
+                              s.stderr, s.n_samples] for s in output.scores])
+            if output.samples:
+                con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [[ref.task_key, run_id, model, ref.name, s.subtask, s.doc_id, s.metric,
+                                  s.filter, s.value] for s in output.samples])
+
+    def completed_task_keys(self, keys: list[str]) -> set[str]:
+        """Which of `keys` already have a stored result (from any run)."""
+        if not keys or not self.path.exists():
+            return set()
+        with connect(self.path) as con:
+            rows = con.execute("SELECT DISTINCT task_key FROM task_results WHERE task_key IN "
+                               f"({', '.join('?' for _ in keys)})", keys).fetchall()
+        return {row[0] for row in rows}

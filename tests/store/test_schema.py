@@ -1,0 +1,44 @@
+"""The store migrates forward, refuses a newer schema, and keeps tables the design names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from spectrabench.errors import UserError
+from spectrabench.store.db import connect
+from spectrabench.store.schema import SCHEMA_VERSION, migrate
+
+
+def test_fresh_store_has_every_table(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    with connect(db) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    assert {"runs", "jobs", "attempts", "scores", "samples", "resources", "predictors", "task_results",
+            "run_tasks"} <= tables
+    assert version == SCHEMA_VERSION
+
+
+def test_migration_is_idempotent(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    assert migrate(con) == 0
+    assert migrate(con) == SCHEMA_VERSION
+    con.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    migrate(con)
+    con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION + 1])
+    with pytest.raises(UserError, match="newer"):
+        migrate(con)
+    con.close()
+
+
+def test_reading_a_missing_store_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no store"), connect(tmp_path / "absent.duckdb", read_only=True):
+        pass
+    assert not (tmp_path / "absent.duckdb").exists()
