@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = Field(default=None, description="Where profile names are looked up.")
     debug: bool = Field(default=False, description="Show tracebacks for user errors too.")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+    hf_hub_offline: bool = Field(default=False, validation_alias=AliasChoices("HF_HUB_OFFLINE"))
 
     @property
     def db_file(self) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from spectrabench.cli import report as report_command
@@ -42,14 +41,15 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"spectrabench: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "spectrabench"
-        print(f"spectrabench: error: {_one_line(exc.format_message())} (see '{command} --help')", file=sys.stderr)
-        sys.exit(2)
-    except click.ClickException as exc:
-        print(f"spectrabench: error: {_one_line(exc.format_message())}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         print("spectrabench: interrupted", file=sys.stderr)
         sys.exit(130)
+    except typer.TyperException as exc:
+        # Typer's own usage errors (unknown option, missing value): one line too, with where to look.
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "spectrabench"
+        format_message = getattr(exc, "format_message", None)
+        text = format_message() if callable(format_message) else str(exc)
+        print(f"spectrabench: error: {_one_line(text)} (see '{command} --help')", file=sys.stderr)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     sys.exit(code if isinstance(code, int) else 0)

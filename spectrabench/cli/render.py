@@ -36,7 +36,7 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
     if as_json:
         print(summary.model_dump_json(indent=2))
         return
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     console.print(f"run {summary.run_id} ({summary.profile}, {summary.mode}): {summary.status} — "
                   f"{summary.jobs_completed} completed, {summary.jobs_reused} already complete (skipped), "
                   f"{summary.jobs_failed} failed of {summary.jobs_total} jobs in {summary.wall_s:.1f} s")
@@ -47,10 +47,15 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
         for failure in summary.failures:
             by_kind[failure.kind] = by_kind.get(failure.kind, 0) + 1
         console.print("failures by cause: " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())))
-        for failure in summary.failures[:10]:
-            console.print(f"  {failure.model} x {', '.join(failure.tasks)}: {failure.kind}: {failure.message}")
-        if len(summary.failures) > 10:
-            console.print(f"  ... and {len(summary.failures) - 10} more (spectrabench report --run {summary.run_id})")
+        # One line per distinct cause and model: 21 jobs of one unreachable model are one problem, not 21.
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for failure in summary.failures:
+            grouped.setdefault((failure.model, failure.kind, failure.message), []).extend(failure.tasks)
+        for (model, kind, message), tasks in list(grouped.items())[:15]:
+            where = ", ".join(tasks) if len(tasks) <= 3 else f"{len(tasks)} tasks"
+            console.print(f"  {model} x {where}: {kind}: {message}")
+        if len(grouped) > 15:
+            console.print(f"  ... and {len(grouped) - 15} more (spectrabench report --run {summary.run_id})")
     console.print(f"store: {summary.db_path}")
 
 
@@ -65,7 +70,7 @@ def leaderboard(board: Leaderboard) -> None:
         table.add_column(task, justify="right")
     for model in board.models:
         table.add_row(model, *(cell_text(board.cells.get((model, t))) for t in board.tasks))
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(table)
     for failure in board.failures:
         console.print(f"failed: {failure.model} x {', '.join(failure.tasks)}: {failure.error_kind}: {failure.error}")

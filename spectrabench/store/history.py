@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from spectrabench.harness.results import TaskOutput
 from spectrabench.planning.jobs import Job, TaskRef
-from spectrabench.store.db import connect, transaction
+from spectrabench.store.db import connect
 
 
 def _now() -> datetime:
@@ -46,42 +48,68 @@ class History:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._con: Any = None
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """Keep one connection open for a burst of writes (opening one costs tens of milliseconds)."""
+        if self._con is not None:
+            yield self._con
+            return
+        with connect(self.path) as con:
+            self._con = con
+            try:
+                yield con
+            finally:
+                self._con = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self.session() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def start_run(self, run_id: str, *, profile: str, mode: str, limit: int | None, devices: str,
                   backend: str, settings: dict[str, Any], versions: dict[str, str]) -> None:
         """Record that a run began."""
-        with transaction(self.path) as con:
+        with self._transaction() as con:
             con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'running', ?, ?, NULL)",
                         [run_id, profile, mode, limit, devices, backend, _now(),
                          json.dumps(settings, default=str), json.dumps(versions)])
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         """Record how a run ended."""
-        with transaction(self.path) as con:
+        with self._transaction() as con:
             con.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
                         [_now(), status, json.dumps(summary), run_id])
 
     def record_job(self, run_id: str, job: Job, *, status: str, devices: str,
                    error_kind: str | None = None, error: str | None = None) -> None:
         """Insert or update a job's row for this run, and its (model, task) pairs."""
-        with transaction(self.path) as con:
+        with self._transaction() as con:
             con.execute("DELETE FROM jobs WHERE job_key = ? AND run_id = ?", [job.job_key, run_id])
             con.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?)",
                         [job.job_key, run_id, job.model.name, json.dumps(job.task_names), job.limit,
                          json.dumps({t.name: t.shots for t in job.tasks}), job.batch_size, devices,
                          status, error_kind, error])
 
-    def record_run_tasks(self, run_id: str, job: Job, statuses: dict[str, str]) -> None:
-        """Record the status of each (model, task) pair of `job` within this run."""
-        with transaction(self.path) as con:
-            for ref in job.tasks:
+    def record_run_tasks(self, run_id: str, job: Job, statuses: dict[str, str], ordinal: int = 0) -> None:
+        """Record the status of each (model, task) pair of `job` within this run, at its place in the profile."""
+        with self._transaction() as con:
+            for offset, ref in enumerate(job.tasks):
                 con.execute("DELETE FROM run_tasks WHERE run_id = ? AND task_key = ?", [run_id, ref.task_key])
-                con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?)",
-                            [run_id, ref.task_key, job.job_key, job.model.name, ref.name, statuses[ref.name]])
+                con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [run_id, ref.task_key, job.job_key, job.model.name, ref.name, statuses[ref.name],
+                             ordinal * 1000 + offset])
 
     def record_attempt(self, run_id: str, record: AttemptRecord) -> None:
         """Insert one attempt row."""
-        with transaction(self.path) as con:
+        with self._transaction() as con:
             con.execute(
                 "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [record.job_key, run_id, record.attempt, record.batch_size, json.dumps(record.tasks),
@@ -93,7 +121,7 @@ class History:
                            *, runtime_s: float | None, batch_size: int) -> None:
         """Store one finished task's timing, scores and per-sample values in one transaction."""
         model = job.model.name
-        with transaction(self.path) as con:
+        with self._transaction() as con:
             for table in ("task_results", "scores", "samples"):
                 con.execute(f"DELETE FROM {table} WHERE task_key = ? AND run_id = ?", [ref.task_key, run_id])
             con.execute("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -112,7 +140,7 @@ class History:
         """Which of `keys` already have a stored result (from any run)."""
         if not keys or not self.path.exists():
             return set()
-        with connect(self.path) as con:
+        with self.session() as con:
             rows = con.execute("SELECT DISTINCT task_key FROM task_results WHERE task_key IN "
                                f"({', '.join('?' for _ in keys)})", keys).fetchall()
         return {row[0] for row in rows}

@@ -79,7 +79,8 @@ def run_scores(db: Path, run_id: str) -> tuple[list[tuple[str, str]], list[Score
     A pair the run reused from an earlier run shows that run's measurement, since both share the task key.
     """
     with connect(db, read_only=True) as con:
-        pairs = con.execute("SELECT DISTINCT model, task FROM run_tasks WHERE run_id = ?", [run_id]).fetchall()
+        pairs = con.execute("SELECT model, task FROM run_tasks WHERE run_id = ? ORDER BY ordinal",
+                            [run_id]).fetchall()
         rows = con.execute(
             """
             WITH latest AS (

@@ -23,7 +23,7 @@ _V1 = [
         log_path VARCHAR, worker JSON, PRIMARY KEY (job_key, run_id, attempt))""",
     """CREATE TABLE run_tasks (
         run_id VARCHAR, task_key VARCHAR, job_key VARCHAR, model VARCHAR, task VARCHAR, status VARCHAR,
-        PRIMARY KEY (run_id, task_key))""",
+        ordinal INTEGER, PRIMARY KEY (run_id, task_key))""",
     """CREATE TABLE task_results (
         task_key VARCHAR, run_id VARCHAR, job_key VARCHAR, attempt INTEGER, model VARCHAR,
         task VARCHAR, harness_task VARCHAR, "limit" INTEGER, shots INTEGER, batch_size INTEGER,

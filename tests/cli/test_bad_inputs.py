@@ -115,7 +115,7 @@ def test_report_without_store(data_dir: Path) -> None:
 
 
 def test_report_unknown_format(data_dir: Path) -> None:
-    _assert_user_error(run_cli("report", "--format", "xml"), data_dir, "did you mean", "xml")
+    _assert_user_error(run_cli("report", "--format", "jsn"), data_dir, "did you mean 'json'")
 
 
 def test_debug_shows_traceback(tmp_path: Path) -> None:

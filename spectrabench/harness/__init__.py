@@ -1,0 +1,1 @@
+"""The lm-eval boundary: worker subprocess, result parsing, smoke models, code execution."""
