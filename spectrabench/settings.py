@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".spectrabench"), description="Root of everything SpectraBench writes.")
     db_path: Path | None = Field(default=None, description="DuckDB file; default <data_dir>/spectrabench.duckdb.")
     results_dir: Path | None = Field(default=None, description="Worker outputs; default <data_dir>/results.")
-    model_cache_dir: Path | None = Field(default=None, description="Provisioned local models; default <data_dir>/models.")
+    model_cache_dir: Path | None = Field(default=None,
+                                         description="Provisioned local models; default <data_dir>/models.")
     profiles_dir: Path | None = Field(default=None, description="Where profile names are looked up.")
     debug: bool = Field(default=False, description="Show tracebacks for user errors too.")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from importlib import metadata
-from pathlib import Path
 from typing import NamedTuple
 
 from spectrabench.harness.localtasks import LocalTask, index_local_tasks

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name (from profiles/) or path to a YAML file.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p",
+                                         help="Profile name (from profiles/) or path to a YAML file.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Documents per task (overrides the profile).")]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Explicit batch size (overrides the profile).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]

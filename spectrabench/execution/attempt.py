@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from spectrabench.harness.results import read_error, read_progress
-from spectrabench.harness.workerspec import EXIT_CODES, LOG_FILE, SPEC_FILE, ErrorKind, WorkerSpec, write_atomic
+from spectrabench.harness.workerspec import (
+    EXIT_CODES,
+    LOG_FILE,
+    SPEC_FILE,
+    ErrorKind,
+    WorkerSpec,
+    write_atomic,
+)
 
 
 class AttemptOutcome(NamedTuple):
@@ -52,10 +60,8 @@ def _kind_from_exit(returncode: int) -> ErrorKind:
 
 def kill_process_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the worker and everything it started; never wait on a hung worker."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 

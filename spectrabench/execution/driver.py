@@ -242,7 +242,7 @@ class _JobRunner:
             load_s=outcome.progress.get("load_s"), provision_s=outcome.progress.get("provision_s"),
             peak_mem_gb=outcome.progress.get("peak_mem_gb"), returncode=outcome.returncode,
             error_kind=kind.value if kind else None, error=message, log_path=str(outcome.log_path),
-            worker={"device": outcome.progress.get("device"), "tasks": outcome.progress.get("tasks")}))
+            worker={key: outcome.progress.get(key) for key in ("device", "import_s", "tasks")}))
         if kind is None:
             self.history.record_job(run_id, job, status="complete", devices=self.plan.options.device)
             self.history.record_run_tasks(run_id, job, statuses, ordinal)

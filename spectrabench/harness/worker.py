@@ -70,8 +70,8 @@ class _Progress:
         self._path = out_dir / PROGRESS_FILE
         self._device = spec.device
         self.data: dict[str, Any] = {"job_key": spec.job_key, "attempt": spec.attempt, "started_at": time.time(),
-                                     "provision_s": 0.0, "load_s": None, "tasks": {}, "peak_mem_gb": 0.0,
-                                     "device": spec.device, "batch_size": spec.batch_size}
+                                     "import_s": None, "provision_s": 0.0, "load_s": None, "tasks": {},
+                                     "peak_mem_gb": 0.0, "device": spec.device, "batch_size": spec.batch_size}
 
     def save(self, **fields: Any) -> None:
         self.data.update(fields)
@@ -150,16 +150,20 @@ def run_worker(attempt_dir: Path) -> int:
 
         torch.set_num_threads(spec.threads)
     try:
+        # Imports alone take seconds on CPU; timing them apart keeps load_s about the model itself.
+        started = time.perf_counter()
+        import lm_eval.models.huggingface  # noqa: F401
+        from lm_eval.tasks import TaskManager
+
+        progress.save(import_s=time.perf_counter() - started)
         started = time.perf_counter()
         pretrained = _resolve_pretrained(spec)
         progress.save(provision_s=time.perf_counter() - started)
         started = time.perf_counter()
         lm = _load_model(spec, pretrained)
         progress.save(load_s=time.perf_counter() - started)
-        from lm_eval.tasks import TaskManager
-
         task_manager = TaskManager(include_path=spec.include_paths or None, include_defaults=spec.include_defaults)
-    except BaseException as exc:  # noqa: BLE001 - every failure must be classified and reported
+    except BaseException as exc:
         return _fail(out_dir, classify_exception(exc, "load"), exc, "load", None)
 
     for index, task in enumerate(spec.tasks):
@@ -167,7 +171,7 @@ def run_worker(attempt_dir: Path) -> int:
         try:
             results = _evaluate_task(lm, spec, index, task_manager)
             n_samples = _write_task_outputs(out_dir, task.name, results, spec)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return _fail(out_dir, classify_exception(exc, "task"), exc, "task", task.name)
         tasks = dict(progress.data["tasks"])
         tasks[task.name] = {"seconds": time.perf_counter() - started, "n_samples": n_samples,

@@ -132,9 +132,7 @@ class History:
                             [[ref.task_key, run_id, model, ref.name, s.subtask, s.metric, s.filter, s.value,
                               s.stderr, s.n_samples] for s in output.scores])
             if output.samples:
-                con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [[ref.task_key, run_id, model, ref.name, s.subtask, s.doc_id, s.metric,
-                                  s.filter, s.value] for s in output.samples])
+                _insert_samples(con, ref.task_key, run_id, model, ref.name, output)
 
     def completed_task_keys(self, keys: list[str]) -> set[str]:
         """Which of `keys` already have a stored result (from any run)."""
@@ -144,3 +142,22 @@ class History:
             rows = con.execute("SELECT DISTINCT task_key FROM task_results WHERE task_key IN "
                                f"({', '.join('?' for _ in keys)})", keys).fetchall()
         return {row[0] for row in rows}
+
+
+def _insert_samples(con: Any, task_key: str, run_id: str, model: str, task: str, output: TaskOutput) -> None:
+    """Bulk-insert per-sample rows through Arrow: row-by-row inserts take seconds for a large task."""
+    import pyarrow as pa
+
+    n = len(output.samples)
+    table = pa.table({
+        "task_key": [task_key] * n, "run_id": [run_id] * n, "model": [model] * n, "task": [task] * n,
+        "subtask": [s.subtask for s in output.samples],
+        "doc_id": pa.array([s.doc_id for s in output.samples], type=pa.int32()),
+        "metric": [s.metric for s in output.samples], "filter": [s.filter for s in output.samples],
+        "value": pa.array([s.value for s in output.samples], type=pa.float64()),
+    })
+    con.register("_new_samples", table)
+    try:
+        con.execute("INSERT INTO samples SELECT * FROM _new_samples")
+    finally:
+        con.unregister("_new_samples")

@@ -70,7 +70,9 @@ def run_info(db: Path, run_id: str) -> RunInfo:
                           "summary FROM runs WHERE run_id = ?", [run_id]).fetchone()
     if row is None:
         raise UserError(f"no run '{run_id}' in {db}")
-    return RunInfo(*row[:8], summary=json.loads(row[8]) if row[8] else {})
+    run_id_, profile, mode, limit, devices, status, started_at, finished_at, summary = row
+    return RunInfo(run_id_, profile, mode, limit, devices, status, started_at, finished_at,
+                   json.loads(summary) if summary else {})
 
 
 def run_scores(db: Path, run_id: str) -> tuple[list[tuple[str, str]], list[ScoreEntry]]:
