@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -65,12 +66,13 @@ def leaderboard(board: Leaderboard) -> None:
 
     run = board.run
     table = Table(title=f"Run {run.run_id} · {run.profile} · {run.mode} · limit {run.limit or 'all'} · {run.status}")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     for task in board.tasks:
         table.add_column(task, justify="right")
     for model in board.models:
         table.add_row(model, *(cell_text(board.cells.get((model, t))) for t in board.tasks))
-    console = Console(highlight=False, soft_wrap=True)
+    # Off a terminal (CI logs, pipes) rich would squeeze the grid into 80 columns; give it room instead.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
     console.print(table)
     for failure in board.failures:
         console.print(f"failed: {failure.model} x {', '.join(failure.tasks)}: {failure.error_kind}: {failure.error}")
