@@ -11,11 +11,14 @@ ProfileOpt = Annotated[str, typer.Option("--profile", "-p",
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Documents per task (overrides the profile).")]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Explicit batch size (overrides the profile).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="baseline: one (model, task) per worker, in profile order; "
-                                      "per-model: one worker per model with all its tasks.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="parallel: one worker per model (all its tasks, one load) on "
+                                      "every free device; baseline: one (model, task) per worker, in profile order, "
+                                      "one device; per-model: one worker per model, one device.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Rerun (model, task) pairs that already have results.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List the jobs and worker commands; run nothing.")]
 JobTimeoutOpt = Annotated[float | None, typer.Option("--job-timeout", help="Kill a job after this many seconds.")]
 RunOpt = Annotated[str, typer.Option("--run", help="Run id, a unique prefix of one, or 'latest'.")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, md, csv or json.")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")]
+DevicesOpt = Annotated[str, typer.Option("--devices", help="auto (every GPU, else one CPU slot), cpu:N, cuda or cuda:0,1.")]
+MaxRetriesOpt = Annotated[int, typer.Option("--max-retries", help="Retries for crashed attempts or bad output.")]

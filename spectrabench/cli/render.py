@@ -11,20 +11,22 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from spectrabench.execution.driver import RunPlan, RunSummary
+    from spectrabench.execution.driver import RunSummary
+    from spectrabench.execution.runplan import RunPlan
     from spectrabench.report.tables import Leaderboard
 
 
 def dry_run(plan: RunPlan, *, as_json: bool) -> None:
     """List each job and the exact worker command and spec, running nothing."""
     if as_json:
-        print(json.dumps({"run_id": plan.run_id, "profile": plan.profile.name, "jobs": [
+        print(json.dumps({"run_id": plan.run_id, "profile": plan.profile.name, "mode": plan.options.mode,
+                          "devices": [d.model_dump() for d in plan.devices], "jobs": [
             {"job_key": p.job.job_key, "model": p.job.model.name, "tasks": p.job.task_names, "argv": p.argv,
              "spec": p.spec.model_dump(mode="json")} for p in plan.jobs]}, indent=2))
         return
     limit = plan.options.limit
     print(f"{len(plan.jobs)} jobs for profile '{plan.profile.name}' (mode {plan.options.mode}, "
-          f"limit {limit if limit is not None else 'all'}); nothing was run.")
+          f"limit {limit if limit is not None else 'all'}, devices {plan.devices_label}); nothing was run.")
     for index, planned in enumerate(plan.jobs, start=1):
         spec = planned.spec
         print(f"[{index}] {planned.job.model.name} x {', '.join(planned.job.task_names)} "
@@ -38,9 +40,10 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
         print(summary.model_dump_json(indent=2))
         return
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"run {summary.run_id} ({summary.profile}, {summary.mode}): {summary.status} — "
+    console.print(f"run {summary.run_id} ({summary.profile}, {summary.mode} on {summary.devices}): {summary.status} — "
                   f"{summary.jobs_completed} completed, {summary.jobs_reused} already complete (skipped), "
-                  f"{summary.jobs_failed} failed of {summary.jobs_total} jobs in {summary.wall_s:.1f} s")
+                  f"{summary.jobs_failed} failed of {summary.jobs_total} jobs in {summary.wall_s:.1f} s "
+                  f"({summary.attempts} attempts, {summary.retries} retries)")
     if summary.jobs_total and summary.jobs_reused == summary.jobs_total:
         console.print("all jobs are complete; no worker started (use --force to rerun)")
     if summary.failures:

@@ -8,17 +8,17 @@ import typer
 
 from spectrabench.cli.options import (
     BatchSizeOpt,
+    DevicesOpt,
     DryRunOpt,
     ForceOpt,
     JobTimeoutOpt,
     JsonOpt,
     LimitOpt,
+    MaxRetriesOpt,
     ModeOpt,
     ProfileOpt,
 )
 from spectrabench.errors import UserError, did_you_mean
-
-MODES = ("baseline", "per-model")
 
 
 def _positive(value: float | None, option: str) -> None:
@@ -26,28 +26,32 @@ def _positive(value: float | None, option: str) -> None:
         raise UserError(f"{option} must be positive, got {value:g}", hint=f"use {option} 1 or more")
 
 
-def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", batch_size: BatchSizeOpt = None,
-        force: ForceOpt = False, dry_run: DryRunOpt = False, job_timeout: JobTimeoutOpt = None,
-        as_json: JsonOpt = False) -> None:
+def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", devices: DevicesOpt = "auto",
+        batch_size: BatchSizeOpt = None, max_retries: MaxRetriesOpt = 2, job_timeout: JobTimeoutOpt = None,
+        force: ForceOpt = False, dry_run: DryRunOpt = False, as_json: JsonOpt = False) -> None:
     """Run the profile's jobs; completed (model, task) pairs are skipped unless --force."""
     from spectrabench.cli import render
-    from spectrabench.execution.driver import RunOptions, execute_run, plan_run
+    from spectrabench.cli.progress import make_observer
+    from spectrabench.execution.driver import execute_run
+    from spectrabench.execution.runplan import MODES, RunOptions, plan_run
     from spectrabench.profiles import load_profile
     from spectrabench.settings import Settings
 
     _positive(limit, "--limit")
     _positive(batch_size, "--batch-size")
     _positive(job_timeout, "--job-timeout")
+    if max_retries < 0:
+        raise UserError(f"--max-retries must be 0 or more, got {max_retries}", hint="use --max-retries 0 to never retry")
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
     settings = Settings()
-    options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, force=force,  # type: ignore[arg-type]
-                         job_timeout_s=job_timeout)
+    options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
+                         force=force, job_timeout_s=job_timeout, max_retries=max_retries)
     plan = plan_run(load_profile(profile, settings), options, settings)
     if dry_run:
         render.dry_run(plan, as_json=as_json)
         return
-    progress = (lambda line: print(line, file=sys.stderr, flush=True)) if not as_json else (lambda _line: None)
-    summary = execute_run(plan, settings, progress)
+    with make_observer(plan, quiet=as_json, stream=sys.stderr) as observer:
+        summary = execute_run(plan, settings, observer)
     render.run_summary(summary, as_json=as_json)
     raise typer.Exit(summary.exit_code)

@@ -65,32 +65,35 @@ def kill_process_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def run_attempt(spec: WorkerSpec, env: Mapping[str, str], timeout_s: float | None = None) -> AttemptOutcome:
-    """Run one worker to completion (or timeout) and classify the result.
+def start_worker(spec: WorkerSpec, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Write the spec and start the worker in its own process group, output to the attempt's log file."""
+    attempt_dir = write_spec(spec)
+    with (attempt_dir / LOG_FILE).open("wb") as log:
+        # The child keeps its own copy of the log descriptor; ours closes on leaving the block.
+        return subprocess.Popen(worker_argv(attempt_dir), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=dict(env), start_new_session=True)
+
+
+def collect_outcome(spec: WorkerSpec, returncode: int | None, started: float, *, timeout_s: float | None = None,
+                    cancelled: bool = False) -> AttemptOutcome:
+    """Classify a finished worker from its exit code and the files it left.
 
     Args:
-        spec: The attempt to run; its `out_dir` receives spec.json, the log and the results.
-        env: The worker's complete environment.
-        timeout_s: Kill the whole process group after this many seconds.
+        spec: The attempt's spec (its out_dir holds progress, error and log files).
+        returncode: The exit code, or None when the driver killed it at its timeout.
+        started: When it started (epoch seconds).
+        timeout_s: The timeout it was killed at, for the message.
+        cancelled: The driver cancelled it (Ctrl-C, shutdown).
     """
-    attempt_dir = write_spec(spec)
+    attempt_dir = Path(spec.out_dir)
     log_path = attempt_dir / LOG_FILE
-    started = time.time()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(worker_argv(attempt_dir), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=dict(env), start_new_session=True)
-        try:
-            returncode: int | None = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_process_group(proc)
-            returncode = None
-        except BaseException:
-            kill_process_group(proc)
-            raise
     finished = time.time()
     progress = read_progress(attempt_dir) or {}
+    if cancelled:
+        return AttemptOutcome(returncode, ErrorKind.INTERRUPTED, "cancelled by the driver", progress, started,
+                              finished, log_path)
     if returncode is None:
-        return AttemptOutcome(None, ErrorKind.TIMEOUT, f"killed after {timeout_s:.0f} s without finishing",
+        return AttemptOutcome(None, ErrorKind.TIMEOUT, f"killed after {timeout_s or 0:.0f} s without finishing",
                               progress, started, finished, log_path)
     if returncode == 0:
         return AttemptOutcome(0, None, None, progress, started, finished, log_path)
@@ -101,7 +104,22 @@ def run_attempt(spec: WorkerSpec, env: Mapping[str, str], timeout_s: float | Non
     else:
         kind = _kind_from_exit(returncode)
         message = _last_log_line(log_path) or f"worker exited with code {returncode}"
+        if returncode == -signal.SIGKILL:
+            message = "worker was killed by SIGKILL (the kernel's OOM killer, most likely)"
     return AttemptOutcome(returncode, kind, message, progress, started, finished, log_path)
+
+
+def run_attempt(spec: WorkerSpec, env: Mapping[str, str], timeout_s: float | None = None) -> AttemptOutcome:
+    """Run one worker to completion (or timeout) in the foreground and classify the result."""
+    started = time.time()
+    proc = start_worker(spec, env)
+    try:
+        returncode: int | None = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        returncode = None
+    finally:
+        kill_process_group(proc)
+    return collect_outcome(spec, returncode, started, timeout_s=timeout_s)
 
 
 def _last_log_line(path: Path) -> str:

@@ -8,14 +8,20 @@ these files and is the only writer of DuckDB.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
 import resource
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+from spectrabench.harness import faults as injected
 from spectrabench.harness.workerspec import (
     ERROR_FILE,
     EXIT_CODES,
@@ -139,8 +145,35 @@ def _fail(out_dir: Path, kind: ErrorKind, exc: BaseException, stage: str, task: 
     return EXIT_CODES.get(kind, 1)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_driver() -> None:
+    """Make sure this worker never outlives the driver that started it.
+
+    The kernel sends SIGKILL when the parent dies (prctl PDEATHSIG); a watcher thread also kills the worker's
+    whole process group if it is ever re-parented, which covers what PDEATHSIG misses.
+    """
+    driver = os.environ.get("SPECTRABENCH_DRIVER_PID")
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the watcher thread still covers it
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = os.getppid()
+    if driver is not None and parent != int(driver):
+        os._exit(75)  # the driver died before we got here
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
+
+
 def run_worker(attempt_dir: Path) -> int:
     """Run one attempt described by `<attempt_dir>/spec.json`; returns the process exit code."""
+    _die_with_driver()
+    faults = injected.faults_from_env(os.environ)
     spec = WorkerSpec.model_validate_json((attempt_dir / SPEC_FILE).read_text(encoding="utf-8"))
     out_dir = Path(spec.out_dir)
     progress = _Progress(out_dir, spec)
@@ -150,6 +183,7 @@ def run_worker(attempt_dir: Path) -> int:
 
         torch.set_num_threads(spec.threads)
     try:
+        injected.at_start(faults, spec.model.name, spec.attempt, spec.batch_size, out_dir)
         # Imports alone take seconds on CPU; timing them apart keeps load_s about the model itself.
         started = time.perf_counter()
         import lm_eval.models.huggingface  # noqa: F401
@@ -169,8 +203,11 @@ def run_worker(attempt_dir: Path) -> int:
     for index, task in enumerate(spec.tasks):
         started = time.perf_counter()
         try:
+            injected.before_task(faults, spec.model.name, spec.attempt, task.name, spec.batch_size, out_dir)
             results = _evaluate_task(lm, spec, index, task_manager)
             n_samples = _write_task_outputs(out_dir, task.name, results, spec)
+            injected.after_task(faults, spec.model.name, spec.attempt, task.name, spec.batch_size,
+                                task_results_file(out_dir, task.name))
         except BaseException as exc:
             return _fail(out_dir, classify_exception(exc, "task"), exc, "task", task.name)
         tasks = dict(progress.data["tasks"])

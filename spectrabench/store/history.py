@@ -23,23 +23,20 @@ def _ts(epoch: float | None) -> datetime | None:
 
 
 class AttemptRecord(NamedTuple):
-    """One try at a job, as the attempts table stores it."""
+    """How one try at a job ended, as the attempts table stores it."""
 
     job_key: str
     attempt: int
-    batch_size: int
-    tasks: list[str]
-    started_at: float
     finished_at: float
     status: str
     runtime_s: float
     load_s: float | None
     provision_s: float | None
     peak_mem_gb: float | None
+    mean_util_pct: float | None
     returncode: int | None
     error_kind: str | None
     error: str | None
-    log_path: str
     worker: dict[str, Any]
 
 
@@ -107,15 +104,46 @@ class History:
                             [run_id, ref.task_key, job.job_key, job.model.name, ref.name, statuses[ref.name],
                              ordinal * 1000 + offset])
 
-    def record_attempt(self, run_id: str, record: AttemptRecord) -> None:
-        """Insert one attempt row."""
+    def start_attempt(self, run_id: str, job_key: str, attempt: int, *, batch_size: int, tasks: list[str],
+                      devices: str, started_at: float, log_path: str) -> None:
+        """Insert an attempt as running before its worker starts, so a driver crash leaves a trace."""
+        with self._transaction() as con:
+            con.execute("INSERT INTO attempts (job_key, run_id, attempt, batch_size, tasks, started_at, status, "
+                        "devices, log_path) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                        [job_key, run_id, attempt, batch_size, json.dumps(tasks), _ts(started_at), devices,
+                         log_path])
+
+    def finish_attempt(self, run_id: str, record: AttemptRecord, samples: list[tuple[float, str, float,
+                                                                                     float | None]]) -> None:
+        """Record how an attempt ended, with its resource samples (t, device, mem_gb, util_pct)."""
         with self._transaction() as con:
             con.execute(
-                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [record.job_key, run_id, record.attempt, record.batch_size, json.dumps(record.tasks),
-                 _ts(record.started_at), _ts(record.finished_at), record.status, record.runtime_s,
-                 record.load_s, record.provision_s, record.peak_mem_gb, record.returncode,
-                 record.error_kind, record.error, record.log_path, json.dumps(record.worker, default=str)])
+                "UPDATE attempts SET finished_at = ?, status = ?, runtime_s = ?, load_s = ?, provision_s = ?, "
+                "peak_mem_gb = ?, mean_util_pct = ?, returncode = ?, error_kind = ?, error = ?, worker = ? "
+                "WHERE job_key = ? AND run_id = ? AND attempt = ?",
+                [_ts(record.finished_at), record.status, record.runtime_s, record.load_s, record.provision_s,
+                 record.peak_mem_gb, record.mean_util_pct, record.returncode, record.error_kind, record.error,
+                 json.dumps(record.worker, default=str), record.job_key, run_id, record.attempt])
+            if samples:
+                con.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [[record.job_key, run_id, record.attempt, t, device, mem, util]
+                                 for t, device, mem, util in samples])
+
+    def mark_lost(self, status: str = "lost", reason: str = "the driver died while this attempt ran") -> int:
+        """Mark attempts (and runs) still 'running' as `status`; returns how many attempts.
+
+        Called at the start of a run, under the run lock, for what a dead driver left behind; and at the end of
+        an interrupted run for the attempts it cut off.
+        """
+        if not self.path.exists():
+            return 0
+        with self._transaction() as con:
+            count = con.execute("SELECT count(*) FROM attempts WHERE status = 'running'").fetchone()[0]
+            con.execute("UPDATE attempts SET status = ?, error_kind = ?, error = ? WHERE status = 'running'",
+                        [status, status, reason])
+            if status == "lost":
+                con.execute("UPDATE runs SET status = 'lost' WHERE status = 'running'")
+        return int(count)
 
     def record_task_output(self, run_id: str, job: Job, attempt: int, ref: TaskRef, output: TaskOutput,
                            *, runtime_s: float | None, batch_size: int) -> None:

@@ -19,8 +19,9 @@ _V1 = [
     """CREATE TABLE attempts (
         job_key VARCHAR, run_id VARCHAR, attempt INTEGER, batch_size INTEGER, tasks JSON,
         started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR, runtime_s DOUBLE, load_s DOUBLE,
-        provision_s DOUBLE, peak_mem_gb DOUBLE, returncode INTEGER, error_kind VARCHAR, error VARCHAR,
-        log_path VARCHAR, worker JSON, PRIMARY KEY (job_key, run_id, attempt))""",
+        provision_s DOUBLE, peak_mem_gb DOUBLE, mean_util_pct DOUBLE, devices VARCHAR, returncode INTEGER,
+        error_kind VARCHAR, error VARCHAR, log_path VARCHAR, worker JSON,
+        PRIMARY KEY (job_key, run_id, attempt))""",
     """CREATE TABLE run_tasks (
         run_id VARCHAR, task_key VARCHAR, job_key VARCHAR, model VARCHAR, task VARCHAR, status VARCHAR,
         ordinal INTEGER, PRIMARY KEY (run_id, task_key))""",

@@ -1,0 +1,113 @@
+"""LocalExecutor: worker subprocesses on this machine, one per device slot, each in its own process group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from spectrabench.execution.attempt import collect_outcome, kill_process_group, start_worker
+from spectrabench.execution.executor import AttemptRequest, AttemptResult, DeviceBusy
+from spectrabench.execution.monitor import Monitor
+from spectrabench.hardware import DeviceSpec, visible_devices_env
+
+
+@dataclass
+class _Running:
+    request: AttemptRequest
+    proc: subprocess.Popen[bytes]
+    started: float
+    deadline: float | None
+    cancelled: bool = False
+
+
+class LocalExecutor:
+    """Runs attempts as local subprocesses; enforces one attempt per device; measures each with a Monitor.
+
+    Args:
+        devices: The device slots attempts may be placed on.
+        base_env: The environment every worker starts from (the driver adds device visibility and threads).
+        monitor_interval_s: How often the monitor samples memory and utilisation.
+    """
+
+    def __init__(self, devices: Sequence[DeviceSpec], base_env: Mapping[str, str],
+                 monitor_interval_s: float = 1.0, poll_s: float = 0.05) -> None:
+        self._devices = list(devices)
+        self._base_env = dict(base_env)
+        self._poll_s = poll_s
+        self._running: dict[str, _Running] = {}
+        self._busy: dict[str, str] = {}
+        self._monitor = Monitor(interval_s=monitor_interval_s)
+        self._monitor.start()
+
+    def capacity(self) -> list[DeviceSpec]:
+        """The device slots of this executor."""
+        return list(self._devices)
+
+    def submit(self, request: AttemptRequest) -> None:
+        """Start the attempt now on its devices (DeviceBusy if one is taken)."""
+        known = {d.id for d in self._devices}
+        for device in request.devices:
+            if device.id not in known:
+                raise ValueError(f"device {device.id} is not part of this executor")
+            if device.id in self._busy:
+                raise DeviceBusy(device.id, self._busy[device.id])
+        env = {**self._base_env, **request.env, **visible_devices_env(request.devices),
+               "SPECTRABENCH_DRIVER_PID": str(os.getpid())}
+        started = time.time()
+        proc = start_worker(request.spec, env)
+        deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
+        self._running[request.key] = _Running(request, proc, started, deadline)
+        for device in request.devices:
+            self._busy[device.id] = request.key
+        self._monitor.watch(request.key, proc.pid, request.devices)
+
+    def running(self) -> list[str]:
+        """Keys of attempts in flight."""
+        return list(self._running)
+
+    def _finish(self, key: str, returncode: int | None) -> AttemptResult:
+        entry = self._running.pop(key)
+        # A worker that exited may leave children (e.g. a sandboxed program): kill the whole group either way.
+        kill_process_group(entry.proc)
+        for device in entry.request.devices:
+            self._busy.pop(device.id, None)
+        usage = self._monitor.unwatch(key)
+        outcome = collect_outcome(entry.request.spec, returncode, entry.started, timeout_s=entry.request.timeout_s,
+                                  cancelled=entry.cancelled)
+        return AttemptResult(entry.request, outcome, usage)
+
+    def wait(self, timeout_s: float | None = None) -> list[AttemptResult]:
+        """Block until at least one attempt finishes (or `timeout_s` passes); return the finished ones."""
+        end = time.monotonic() + timeout_s if timeout_s is not None else None
+        while True:
+            finished: list[AttemptResult] = []
+            now = time.monotonic()
+            for key, entry in list(self._running.items()):
+                returncode = entry.proc.poll()
+                if entry.cancelled:
+                    finished.append(self._finish(key, returncode))
+                elif returncode is not None:
+                    finished.append(self._finish(key, returncode))
+                elif entry.deadline is not None and now >= entry.deadline:
+                    finished.append(self._finish(key, None))
+            if finished or not self._running or (end is not None and time.monotonic() >= end):
+                return finished
+            time.sleep(self._poll_s)
+
+    def cancel(self, key: str) -> None:
+        """Kill the attempt's process group now; `wait` reports it as interrupted."""
+        entry = self._running.get(key)
+        if entry is None:
+            return
+        entry.cancelled = True
+        kill_process_group(entry.proc)
+
+    def close(self) -> None:
+        """Kill everything still running and stop the monitor."""
+        for key in list(self._running):
+            self.cancel(key)
+        self.wait(timeout_s=0)
+        self._monitor.stop()

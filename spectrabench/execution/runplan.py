@@ -1,0 +1,135 @@
+"""What a run will do, computed before anything runs: jobs, devices, and the worker spec of each attempt."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from spectrabench.errors import UserError
+from spectrabench.execution.attempt import worker_argv
+from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
+from spectrabench.hardware import DeviceSpec, parse_devices
+from spectrabench.planning.jobs import Job, TaskRef, build_jobs
+from spectrabench.profiles import ModelSpec, Profile
+from spectrabench.settings import Settings
+from spectrabench.tasksources import TaskSources, lm_eval_version, resolve_task_sources
+
+Mode = Literal["parallel", "baseline", "per-model"]
+MODES: tuple[str, ...] = ("parallel", "baseline", "per-model")
+
+
+class RunOptions(BaseModel):
+    """What the user asked `run` to do, beyond the profile.
+
+    Modes: `baseline` is the traditional run (one device, one (model, task) per worker, profile order);
+    `per-model` is one worker per model, sequential on one device; `parallel` is one worker per model with all
+    its tasks (one model load), started on every free device.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Mode = "baseline"
+    limit: int | None = None
+    batch_size: int | None = None
+    devices: str = "auto"
+    force: bool = False
+    job_timeout_s: float | None = None
+    max_retries: int = 2
+
+
+class PlannedJob(BaseModel):
+    """A job and the exact worker invocation that would run its first attempt."""
+
+    job: Job
+    argv: list[str]
+    spec: WorkerSpec
+
+
+class RunPlan(BaseModel):
+    """Everything `run` will do, computed without running anything."""
+
+    run_id: str
+    profile: Profile
+    options: RunOptions
+    devices: list[DeviceSpec]
+    sources: TaskSources
+    jobs: list[PlannedJob]
+
+    @property
+    def devices_label(self) -> str:
+        """The devices as one string for the store, e.g. 'cpu:0,cpu:1'."""
+        return ",".join(d.id for d in self.devices)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _worker_model(model: ModelSpec, profile: Profile) -> WorkerModel:
+    pretrained = model.pretrained
+    if pretrained is not None and pretrained.startswith(("./", "../", "~")):
+        path = Path(pretrained).expanduser()
+        if not path.is_absolute() and profile.source_path is not None:
+            path = profile.source_path.parent / path
+        pretrained = str(path.resolve())
+    return WorkerModel(name=model.name, pretrained=pretrained, builtin=model.builtin, revision=model.revision,
+                       dtype=model.dtype, trust_remote_code=model.trust_remote_code,
+                       model_args=dict(model.model_args))
+
+
+def attempt_spec(plan: RunPlan, job: Job, attempt: int, tasks: tuple[TaskRef, ...], batch_size: int,
+                 devices: tuple[DeviceSpec, ...], settings: Settings) -> WorkerSpec:
+    """The worker spec of one attempt of `job` on `devices`."""
+    out_dir = settings.results_root / plan.run_id / f"{job.model.name}--{job.job_key}" / f"attempt-{attempt}"
+    on_gpu = devices[0].kind == "cuda"
+    return WorkerSpec(job_key=job.job_key, attempt=attempt, model=_worker_model(job.model, plan.profile),
+                      tasks=tasks, limit=job.limit, batch_size=batch_size, device="cuda:0" if on_gpu else "cpu",
+                      threads=None if on_gpu else devices[0].threads,
+                      include_paths=plan.sources.include_paths, include_defaults=not plan.sources.all_local,
+                      model_cache_dir=str(settings.model_cache.resolve()), out_dir=str(out_dir.resolve()))
+
+
+def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPlan:
+    """Expand the profile into jobs, pick the devices, and write down each first attempt's worker invocation."""
+    sources = resolve_task_sources(profile)
+    limit = options.limit if options.limit is not None else profile.limit
+    batch_size = options.batch_size or profile.batch_size
+    devices = parse_devices(options.devices if options.devices != "auto" else profile.device)
+    if options.mode != "parallel":
+        # The sequential modes use one device, as the traditional run did; on CPU that one worker gets every core.
+        devices = parse_devices("cpu:1") if devices[0].kind == "cpu" else devices[:1]
+    jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
+                      lm_eval_version=lm_eval_version(), group_by_model=options.mode != "baseline")
+    plan = RunPlan(run_id=new_run_id(), profile=profile, options=options.model_copy(update={"limit": limit}),
+                   devices=devices, sources=sources, jobs=[])
+    for job in jobs:
+        spec = attempt_spec(plan, job, 1, job.tasks, batch_size, (devices[0],), settings)
+        plan.jobs.append(PlannedJob(job=job, argv=worker_argv(Path(spec.out_dir)), spec=spec))
+    return plan
+
+
+def check_data_dir(settings: Settings) -> None:
+    """Fail before anything runs when the data dir cannot be written."""
+    probe = settings.data_dir / ".write-probe"
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to data dir '{settings.data_dir}': {exc.strerror or exc}",
+                        hint="set SPECTRABENCH_DATA_DIR to a writable folder") from None
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment every worker starts from: ours plus the HF token, which is never written anywhere else."""
+    env = dict(os.environ)
+    env.update({"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+    if settings.hf_token is not None:
+        env["HF_TOKEN"] = settings.hf_token.get_secret_value()
+    return env
