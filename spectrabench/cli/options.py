@@ -20,5 +20,6 @@ JobTimeoutOpt = Annotated[float | None, typer.Option("--job-timeout", help="Kill
 RunOpt = Annotated[str, typer.Option("--run", help="Run id, a unique prefix of one, or 'latest'.")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, md, csv or json.")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")]
-DevicesOpt = Annotated[str, typer.Option("--devices", help="auto (every GPU, else one CPU slot), cpu:N, cuda or cuda:0,1.")]
+DevicesOpt = Annotated[str, typer.Option("--devices",
+                                         help="auto (every GPU, else one CPU slot), cpu:N, cuda or cuda:0,1.")]
 MaxRetriesOpt = Annotated[int, typer.Option("--max-retries", help="Retries for crashed attempts or bad output.")]

@@ -41,7 +41,8 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline",
     _positive(batch_size, "--batch-size")
     _positive(job_timeout, "--job-timeout")
     if max_retries < 0:
-        raise UserError(f"--max-retries must be 0 or more, got {max_retries}", hint="use --max-retries 0 to never retry")
+        raise UserError(f"--max-retries must be 0 or more, got {max_retries}",
+                        hint="use --max-retries 0 to never retry")
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
     settings = Settings()

@@ -20,9 +20,9 @@ from spectrabench.execution.preflight import unreachable_models
 from spectrabench.execution.retry import decide_retry
 from spectrabench.execution.runlock import run_lock
 from spectrabench.execution.runplan import RunPlan, attempt_spec, check_data_dir, worker_env
+from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.results import BadOutput, read_task_output
 from spectrabench.harness.workerspec import ErrorKind
-from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.jobs import Job, TaskRef
 from spectrabench.settings import Settings
 from spectrabench.store.history import AttemptRecord, History
@@ -208,7 +208,10 @@ class _Run:
             kind, message = ErrorKind.BAD_OUTPUT, f"{bad.path.name}: {bad.reason}"
         usage = result.usage
         progress = outcome.progress
-        peaks = [p for p in (usage.peak_mem_gb, progress.get("peak_mem_gb")) if p is not None]
+        # On CPU the worker's own peak RSS catches spikes between monitor samples; on GPU the monitor's NVML
+        # figure is what the device really held (torch's max_memory_allocated stays in the worker record).
+        on_gpu = result.request.devices[0].kind == "cuda"
+        peaks = [p for p in (usage.peak_mem_gb, None if on_gpu else progress.get("peak_mem_gb")) if p is not None]
         self.history.finish_attempt(self.plan.run_id, AttemptRecord(
             job_key=state.job.job_key, attempt=state.attempt, finished_at=outcome.finished_at,
             status="complete" if kind is None else "failed", runtime_s=outcome.finished_at - outcome.started_at,

@@ -7,8 +7,8 @@ from typing import NamedTuple, Protocol
 
 from spectrabench.execution.attempt import AttemptOutcome
 from spectrabench.execution.monitor import AttemptUsage
-from spectrabench.harness.workerspec import WorkerSpec
 from spectrabench.hardware import DeviceSpec
+from spectrabench.harness.workerspec import WorkerSpec
 
 
 class AttemptRequest(NamedTuple):

@@ -87,9 +87,7 @@ class LocalExecutor:
             now = time.monotonic()
             for key, entry in list(self._running.items()):
                 returncode = entry.proc.poll()
-                if entry.cancelled:
-                    finished.append(self._finish(key, returncode))
-                elif returncode is not None:
+                if entry.cancelled or returncode is not None:
                     finished.append(self._finish(key, returncode))
                 elif entry.deadline is not None and now >= entry.deadline:
                     finished.append(self._finish(key, None))

@@ -205,6 +205,8 @@ class Monitor:
     def _sample_gpu(self, watch: _Watch, t: float, readings: dict[int, _GpuReading]) -> None:
         """The worker's memory on each of its GPUs, with each GPU's utilisation."""
         pids = {proc.pid for proc in _tree(watch.root)}
+        if not pids:
+            return  # the worker has exited: what the GPU holds now belongs to someone else
         for device in watch.devices:
             reading = readings.get(device.index)
             if reading is not None and device.kind == "cuda":

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from spectrabench.errors import UserError
 from spectrabench.execution.attempt import worker_argv
-from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.hardware import DeviceSpec, parse_devices
+from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
 from spectrabench.profiles import ModelSpec, Profile
 from spectrabench.settings import Settings

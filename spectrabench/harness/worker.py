@@ -53,6 +53,9 @@ def classify_exception(exc: BaseException, stage: str) -> ErrorKind:
         return ErrorKind.UNAVAILABLE
     if isinstance(exc, OSError | ValueError) and any(h in text for h in _UNAVAILABLE_HINTS):
         return ErrorKind.UNAVAILABLE
+    if stage == "load" and isinstance(exc, OSError | ValueError | ImportError):
+        # A model folder without usable weights or config, or args the model class refuses: no retry can help.
+        return ErrorKind.UNAVAILABLE
     if name == "UserError":
         return ErrorKind.UNAVAILABLE if stage == "load" else ErrorKind.BAD_TASK
     if stage == "task" and (isinstance(exc, KeyError) or "not found" in text or "unsafe" in text):

@@ -12,8 +12,8 @@ import pytest
 
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, DeviceBusy, Executor
 from spectrabench.execution.local import LocalExecutor
-from spectrabench.harness.workerspec import ErrorKind, WorkerModel, WorkerSpec
 from spectrabench.hardware import DeviceSpec, cpu_slots
+from spectrabench.harness.workerspec import ErrorKind, WorkerModel, WorkerSpec
 from spectrabench.planning.jobs import TaskRef
 
 BACKENDS = ["local"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def spawn() -> Iterator[Spawn]:
         except psutil.NoSuchProcess:
             tree = []
         for p in tree:
-            p.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
         # Only the direct child is ours to reap; grandchildren are reparented and reaped by init.
         proc.wait(timeout=10)
         if proc.stdout is not None:
@@ -126,12 +128,16 @@ def test_watch_and_unwatch_sample_even_without_the_thread(spawn: Spawn) -> None:
     assert usage.peak_mem_gb is not None and usage.peak_mem_gb >= 0.19
 
 
-def test_gone_or_unknown_attempts_measure_nothing(spawn: Spawn) -> None:
+def test_gone_or_unknown_attempts_measure_nothing(nvml: ModuleType) -> None:
+    nvml.configure(devices=[nvml.FakeGpu(used_gb=3, processes={psutil.Process().pid: 3})])
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     monitor = Monitor(interval_s=INTERVAL)
     monitor.watch("gone", proc.pid, [_cpu(2)])
     assert monitor.unwatch("gone") == AttemptUsage(None, None, [])
+    monitor.watch("gone-gpu", proc.pid, [_gpu(0)])
+    assert monitor.unwatch("gone-gpu") == AttemptUsage(None, None, [])
+    monitor.stop()
     assert monitor.unwatch("never-watched") == AttemptUsage(None, None, [])
 
 
