@@ -82,6 +82,11 @@ CASES: list[tuple[str, Any, list[str], tuple[str, ...]]] = [
     ("unknown mode", lambda p: _profile(p), ["--mode", "baseln"], ("did you mean 'baseline'",)),
     ("unknown option", lambda p: _profile(p), ["--limt", "2"], ("--limt",)),
     ("empty models", lambda p: _profile(p, lambda d: d.update(models=[])), [], ("models",)),
+    ("zero cpu slots", lambda p: _profile(p), ["--devices", "cpu:0"], ("cpu:0",)),
+    ("unknown device kind", lambda p: _profile(p), ["--devices", "tpu:1"], ("tpu", "did you mean")),
+    ("gpu that is not there", lambda p: _profile(p), ["--devices", "cuda:99"], ("cuda:99",)),
+    ("negative retries", lambda p: _profile(p), ["--max-retries", "-1"], ("--max-retries",)),
+    ("zero job timeout", lambda p: _profile(p), ["--job-timeout", "0"], ("--job-timeout",)),
 ]
 
 

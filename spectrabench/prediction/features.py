@@ -1,0 +1,365 @@
+"""What a predictor knows about a job before it runs, and what history adds, without ever looking ahead in time.
+
+`JobFeatures` describes one (model, task) measurement on one device. `with_history_features` turns a list of
+finished measurements into training rows: each row gets the numeric encoding of its features plus what the
+records that finished strictly before it say about its model and task (seconds per request, residuals against a
+reference estimate). A row never sees itself or anything that finished at the same moment or later, so
+time-ordered cross-validation measures what the scheduler would really have known.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel
+
+from spectrabench.catalog import RequestType, TaskFacts
+from spectrabench.hardware import DeviceSpec
+from spectrabench.harness.localtasks import LocalTask, _read_config, count_documents
+from spectrabench.harness.taskdata import iter_jsonl
+from spectrabench.profiles import ModelSpec
+
+# Fixed code tables: LightGBM sees the index, so the order must never change (append only), or saved predictors
+# would read one family as another.
+FAMILIES = ("other", "llama", "gemma", "qwen", "exaone", "mistral", "phi", "smollm", "deepseek")
+REQUEST_TYPES: tuple[RequestType, ...] = ("loglikelihood", "generate_until", "loglikelihood_rolling")
+DEVICE_KINDS = ("cpu", "cuda")
+
+_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+# Checked in this order: a distilled "DeepSeek-R1-Distill-Llama" is a deepseek job, "Mixtral" a mistral one.
+_FAMILY_PATTERNS = (
+    ("exaone", "exaone"), ("gemma", "gemma"), ("qwen", "qwen|qwq"), ("mistral", "mistral|mixtral|ministral"),
+    ("phi", r"(?<![a-z])phi"), ("smollm", "smollm"), ("deepseek", "deepseek"), ("llama", "llama"),
+)
+# Builtin models are built by `harness.models`; their tokenizer and context are known without reading a config.
+_BUILTIN_VOCAB_CONTEXT = {
+    "smollm2-135m-instruct": (49152, 8192),
+    "tiny-llama-4m": (4096, 4096), "tiny-llama-15m": (4096, 4096), "tiny-llama-40m": (4096, 4096),
+}
+# Rough tokens per UTF-8 byte of task text: ~4 bytes per token for English, one Hangul syllable (3 bytes) per
+# token or so for Korean; 3.5 sits between and errs towards more tokens.
+_BYTES_PER_TOKEN = 3.5
+_TEMPLATE_TOKENS = 8  # "Question: ... Answer:" scaffolding around the fields
+_SAMPLE_DOCS = 64
+_DEFAULT_CHOICES = 4.0
+_HFLM_DEFAULT_GEN_TOKS = 256
+
+# Names of the columns that `encode` produces, in a fixed order (the learned model's feature list).
+BASE_COLUMNS = (
+    "params_b", "log_params", "dtype_bytes", "family", "vocab_size", "context_len", "request_type", "documents",
+    "choices_per_doc", "requests", "log_requests", "shots", "max_gen_toks", "prompt_tokens", "log_prompt_work",
+    "log_gen_work", "batch_size", "device_kind", "device_mem_gb", "threads", "co_located",
+)
+HISTORY_COLUMNS = (
+    "hist_model_n", "hist_model_log_spr", "hist_task_n", "hist_task_log_spr", "hist_pair_n", "hist_pair_log_spr",
+    "hist_model_resid", "hist_task_resid", "hist_pair_resid", "hist_model_load_resid", "hist_model_mem_resid",
+)
+
+
+class TaskShape(NamedTuple):
+    """How much work one task is, independent of the model: what the rules need.
+
+    `avg_prompt_tokens` is the mean context of one request at `prompt_shots` few-shot examples.
+    """
+
+    request_type: RequestType
+    documents: int
+    choices_per_doc: float
+    max_gen_toks: int
+    avg_prompt_tokens: int
+    task: str = ""
+    prompt_shots: int = 0
+
+    def prompt_tokens(self, shots: int) -> int:
+        """Mean context tokens of one request at `shots` examples, scaled linearly from `avg_prompt_tokens`."""
+        per_example = self.avg_prompt_tokens / (self.prompt_shots + 1)
+        return max(1, round(per_example * (shots + 1)))
+
+
+class JobFeatures(BaseModel, frozen=True):
+    """One (model, task) measurement on one device, as the predictors see it.
+
+    `model` and `task` are names that tie the job to its history (the profile's model and task names, as the
+    store records them); every other field is a physical quantity. `documents` already has `limit` applied.
+    """
+
+    model: str
+    task: str
+    params_b: float
+    dtype_bytes: int
+    family: str
+    vocab_size: int | None
+    context_len: int | None
+    request_type: RequestType
+    documents: int
+    choices_per_doc: float
+    requests: int
+    shots: int
+    max_gen_toks: int
+    prompt_tokens: int
+    batch_size: int
+    device_kind: Literal["cpu", "cuda"]
+    device_name: str
+    device_mem_gb: float
+    threads: int | None = None
+    co_located: int = 1
+
+
+class HistoryRecord(NamedTuple):
+    """One finished measurement: what was run, and what it cost.
+
+    `runtime_s` is the task's evaluation time without model loading; `load_s` is the job's model load time;
+    `peak_mem_gb` the job's peak (GiB); `finished_at` is seconds since the epoch. `model` and `task` are the names
+    the store uses (`jobs.model`, `task_results.task`).
+    """
+
+    features: JobFeatures
+    runtime_s: float
+    load_s: float | None
+    peak_mem_gb: float | None
+    finished_at: float
+    model: str
+    task: str
+
+
+FeatureRow = dict[str, float]
+
+
+def model_family(model: ModelSpec) -> str:
+    """The model family ("llama", "qwen", ...; "other" when unknown) read from its name, id or builtin name."""
+    text = " ".join(filter(None, (model.name, model.pretrained, model.builtin))).lower()
+    for family, pattern in _FAMILY_PATTERNS:
+        if re.search(pattern, text):
+            return family
+    return "other"
+
+
+def dtype_bytes(model: ModelSpec) -> int:
+    """Bytes per weight. "auto" keeps the checkpoint's dtype: float32 for builtins, bf16 for released models."""
+    if model.dtype == "auto":
+        return 4 if model.builtin else 2
+    return _DTYPE_BYTES[model.dtype]
+
+
+def shape_from_facts(facts: TaskFacts, name: str | None = None) -> TaskShape:
+    """The shape of a catalog task.
+
+    Args:
+        facts: The catalog's facts.
+        name: The profile's task name (history is keyed by it); defaults to lm-eval's name.
+    """
+    return TaskShape(facts.request_type, facts.documents, facts.choices_per_doc, facts.max_gen_toks,
+                     facts.avg_prompt_tokens, name or facts.lm_eval_task, facts.default_shots)
+
+
+def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
+    """The shape of a local task, read from its yaml and the first documents of its scored split.
+
+    Multiple choice becomes loglikelihood with as many requests per document as the first document has
+    `choices` (4 when the data has no such list); generation takes `max_gen_toks` from the yaml's
+    `generation_kwargs` (HFLM's 256 when absent). Prompt length is estimated from the text of the fields that
+    `doc_to_text` uses, at zero shots.
+
+    Args:
+        task: The indexed local task.
+        name: The profile's task name; defaults to the yaml's `task:`.
+    """
+    config = _read_config(task.yaml_path) or {}
+    docs = []
+    path = task.data_files.get(task.test_split) if task.test_split else None
+    if path is not None and path.is_file():
+        for doc in iter_jsonl(path):
+            docs.append(doc)
+            if len(docs) >= _SAMPLE_DOCS:
+                break
+    documents = count_documents(task) or 0
+    fields = re.findall(r"\{\{\s*(\w+)", str(config.get("doc_to_text") or ""))
+    prompt = _mean_tokens(docs, fields)
+    if task.output_type == "multiple_choice":
+        choices = docs[0].get("choices") if docs else None
+        n_choices = float(len(choices)) if isinstance(choices, list) and choices else _DEFAULT_CHOICES
+        # A request is the context plus one option: add the mean option's length.
+        option = (_mean_tokens(docs, ["choices"]) - _TEMPLATE_TOKENS) / n_choices
+        return TaskShape("loglikelihood", documents, n_choices, 0, round(prompt + option), name or task.name)
+    if task.output_type == "generate_until":
+        kwargs = config.get("generation_kwargs")
+        gen = kwargs.get("max_gen_toks") if isinstance(kwargs, dict) else None
+        return TaskShape("generate_until", documents, 1.0, int(gen) if isinstance(gen, int) else _HFLM_DEFAULT_GEN_TOKS,
+                         prompt, name or task.name)
+    request: RequestType = "loglikelihood_rolling" if task.output_type == "loglikelihood_rolling" else "loglikelihood"
+    return TaskShape(request, documents, 1.0, 0, prompt, name or task.name)
+
+
+def _mean_tokens(docs: Sequence[dict[str, object]], fields: Sequence[str]) -> int:
+    """Rough mean token count of `fields` (all string fields when none are named) over `docs`."""
+    if not docs:
+        return _TEMPLATE_TOKENS
+    total = 0
+    for doc in docs:
+        values = [doc.get(f) for f in fields] if fields else list(doc.values())
+        texts = [" ".join(map(str, v)) if isinstance(v, list) else v for v in values if isinstance(v, str | list)]
+        total += sum(len(text.encode()) for text in texts)
+    return _TEMPLATE_TOKENS + round(total / len(docs) / _BYTES_PER_TOKEN)
+
+
+def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | None, batch_size: int,
+                 device: DeviceSpec, co_located: int = 1, *, vocab_size: int | None = None,
+                 context_len: int | None = None) -> JobFeatures:
+    """Describe one (model, task) measurement on `device`.
+
+    Args:
+        model: The profile's model.
+        shape: The task's shape (`shape_from_facts` or `shape_from_local`).
+        shots: Few-shot examples per prompt.
+        limit: Documents per task (None: all).
+        batch_size: The explicit batch size the worker will use.
+        device: Where it runs.
+        co_located: Jobs sharing this device at the same time, this one included.
+        vocab_size: The tokenizer's vocabulary, when the caller read the model's config; builtins are known.
+        context_len: The model's maximum context, likewise.
+    """
+    known = _BUILTIN_VOCAB_CONTEXT.get(model.builtin or "")
+    documents = min(shape.documents, limit) if limit is not None else shape.documents
+    return JobFeatures(
+        model=model.name, task=shape.task, params_b=model.params_b, dtype_bytes=dtype_bytes(model),
+        family=model_family(model), vocab_size=vocab_size or (known[0] if known else None),
+        context_len=context_len or (known[1] if known else None), request_type=shape.request_type,
+        documents=documents, choices_per_doc=shape.choices_per_doc,
+        requests=max(1, round(documents * shape.choices_per_doc)) if documents else 0, shots=shots,
+        max_gen_toks=shape.max_gen_toks, prompt_tokens=shape.prompt_tokens(shots), batch_size=batch_size,
+        device_kind=device.kind, device_name=device.name, device_mem_gb=device.total_mem_gb,
+        threads=device.threads, co_located=max(1, co_located),
+    )
+
+
+def _code(table: Sequence[str], value: str) -> float:
+    return float(table.index(value)) if value in table else 0.0
+
+
+def _opt(value: float | None) -> float:
+    return float(value) if value is not None else math.nan
+
+
+def encode(f: JobFeatures) -> FeatureRow:
+    """The numeric columns of `f`, named as in `BASE_COLUMNS` (NaN where unknown; categories as fixed codes)."""
+    requests = max(f.requests, 1)
+    return {
+        "params_b": f.params_b, "log_params": math.log(f.params_b), "dtype_bytes": float(f.dtype_bytes),
+        "family": _code(FAMILIES, f.family), "vocab_size": _opt(f.vocab_size), "context_len": _opt(f.context_len),
+        "request_type": _code(REQUEST_TYPES, f.request_type), "documents": float(f.documents),
+        "choices_per_doc": f.choices_per_doc, "requests": float(f.requests), "log_requests": math.log(requests),
+        "shots": float(f.shots), "max_gen_toks": float(f.max_gen_toks), "prompt_tokens": float(f.prompt_tokens),
+        "log_prompt_work": math.log(requests * f.prompt_tokens * f.params_b),
+        "log_gen_work": math.log(requests * max(f.max_gen_toks, 1) * f.params_b),
+        "batch_size": float(f.batch_size), "device_kind": _code(DEVICE_KINDS, f.device_kind),
+        "device_mem_gb": f.device_mem_gb, "threads": _opt(f.threads), "co_located": float(f.co_located),
+    }
+
+
+Reference = Callable[[JobFeatures], tuple[float, float, float]]
+
+
+class _Means:
+    """Running means of a few log quantities per key."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str], float] = defaultdict(float)
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+
+    def add(self, key: str, name: str, value: float | None) -> None:
+        if value is not None and math.isfinite(value):
+            self.sums[key, name] += value
+            self.counts[key, name] += 1
+
+    def mean(self, key: str, name: str) -> float:
+        n = self.counts.get((key, name), 0)
+        return self.sums[key, name] / n if n else math.nan
+
+    def count(self, key: str, name: str) -> float:
+        return float(self.counts.get((key, name), 0))
+
+
+def _log_ratio(actual: float | None, reference: float) -> float | None:
+    if actual is None or actual <= 0 or reference <= 0:
+        return None
+    return math.log(actual / reference)
+
+
+def _history_row(means: _Means, model: str, task: str) -> FeatureRow:
+    pair = f"{model}\x00{task}"
+    return {
+        "hist_model_n": means.count("m:" + model, "spr"), "hist_model_log_spr": means.mean("m:" + model, "spr"),
+        "hist_task_n": means.count("t:" + task, "spr"), "hist_task_log_spr": means.mean("t:" + task, "spr"),
+        "hist_pair_n": means.count("p:" + pair, "spr"), "hist_pair_log_spr": means.mean("p:" + pair, "spr"),
+        "hist_model_resid": means.mean("m:" + model, "resid"), "hist_task_resid": means.mean("t:" + task, "resid"),
+        "hist_pair_resid": means.mean("p:" + pair, "resid"), "hist_model_load_resid": means.mean("m:" + model, "load"),
+        "hist_model_mem_resid": means.mean("m:" + model, "mem"),
+    }
+
+
+def _absorb(means: _Means, record: HistoryRecord, reference: Reference | None) -> None:
+    spr = math.log(record.runtime_s / max(record.features.requests, 1)) if record.runtime_s > 0 else None
+    ref = reference(record.features) if reference is not None else None
+    pair = f"{record.model}\x00{record.task}"
+    for key in ("m:" + record.model, "t:" + record.task, "p:" + pair):
+        means.add(key, "spr", spr)
+        if ref is not None:
+            means.add(key, "resid", _log_ratio(record.runtime_s, ref[0]))
+    if ref is not None:
+        means.add("m:" + record.model, "load", _log_ratio(record.load_s, ref[1]))
+        means.add("m:" + record.model, "mem", _log_ratio(record.peak_mem_gb, ref[2]))
+
+
+def with_history_features(records: Sequence[HistoryRecord], reference: Reference | None = None) -> list[FeatureRow]:
+    """Training rows for `records`: each row's own features plus what strictly earlier records say.
+
+    History features are means over the records of the same model, task, or (model, task) pair that finished
+    strictly before the row's record (`finished_at` smaller): log seconds per request, and, when `reference`
+    is given, log(actual / reference) for runtime, load time and peak memory. A record never informs its own
+    row, nor rows that finished at the same time or earlier. NaN marks "no earlier record".
+
+    Args:
+        records: Finished measurements, in any order.
+        reference: An estimate (runtime_s, load_s, peak_mem_gb) to compute residuals against, e.g. the rules.
+
+    Returns:
+        One row per record, in the order of `records`.
+    """
+    order = sorted(range(len(records)), key=lambda i: records[i].finished_at)
+    rows: list[FeatureRow | None] = [None] * len(records)
+    means = _Means()
+    start = 0
+    while start < len(order):
+        # Records finishing at the same instant see none of each other: compute the whole tie, then absorb it.
+        end = start
+        while end < len(order) and records[order[end]].finished_at == records[order[start]].finished_at:
+            end += 1
+        for i in order[start:end]:
+            rows[i] = {**encode(records[i].features), **_history_row(means, records[i].model, records[i].task)}
+        for i in order[start:end]:
+            _absorb(means, records[i], reference)
+        start = end
+    return [row for row in rows if row is not None]
+
+
+class HistoryIndex:
+    """What a whole history says about each model, task and pair: built once, asked for many new jobs."""
+
+    def __init__(self, history: Sequence[HistoryRecord], reference: Reference | None = None) -> None:
+        self._means = _Means()
+        for record in history:
+            _absorb(self._means, record, reference)
+
+    def row(self, f: JobFeatures) -> FeatureRow:
+        """The row for a job that has not run yet: its features plus what all of the history says about it."""
+        return {**encode(f), **_history_row(self._means, f.model, f.task)}
+
+
+def features_with_history(f: JobFeatures, history: Sequence[HistoryRecord],
+                          reference: Reference | None = None) -> FeatureRow:
+    """The row for a job that has not run yet: its features plus what all of `history` says about it."""
+    return HistoryIndex(history, reference).row(f)

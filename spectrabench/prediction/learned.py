@@ -1,0 +1,298 @@
+"""Stage "adaptive": LightGBM models that learn, from the history, what the rules get wrong.
+
+Each target is learned as a log-ratio to the rules' estimate (log(actual / rules)): trees cannot extrapolate,
+but a ratio to a physical estimate carries over to models and tasks larger than any seen, and with no signal
+the model predicts ~0, i.e. the rules. Runtime and load time use squared error on that log target (a
+geometric-mean fit); peak memory uses a 0.95 quantile, so that 95% of real peaks fall under the prediction.
+
+Training is deterministic (fixed seed, one thread, LightGBM's `deterministic`) and works from ~20 records:
+leaves may hold 2 records and the tree count is small.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from spectrabench.prediction.features import (
+    BASE_COLUMNS,
+    HISTORY_COLUMNS,
+    FeatureRow,
+    HistoryIndex,
+    HistoryRecord,
+    JobFeatures,
+    with_history_features,
+)
+from spectrabench.prediction.rules import Estimate, estimate
+
+FORMAT_VERSION = 1
+RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem")
+COLUMNS = BASE_COLUMNS + HISTORY_COLUMNS + RULE_COLUMNS
+TARGETS = ("runtime", "load", "memory")
+MEMORY_QUANTILE = 0.95
+_MIN_RECORDS = 5  # below this a target keeps the rules' estimate
+
+
+def _params(target: str, n: int) -> dict[str, Any]:
+    """LightGBM parameters sized for `n` training rows."""
+    params: dict[str, Any] = {
+        "objective": "regression", "learning_rate": 0.1, "num_leaves": 15, "max_depth": 5,
+        "min_data_in_leaf": max(2, min(20, n // 10)), "min_data_in_bin": 1, "min_sum_hessian_in_leaf": 1e-3,
+        "lambda_l2": 1.0, "feature_fraction": 1.0, "bagging_fraction": 1.0, "seed": 0, "num_threads": 1,
+        "deterministic": True, "force_col_wise": True, "verbosity": -1,
+    }
+    if target == "memory":
+        params |= {"objective": "quantile", "alpha": MEMORY_QUANTILE}
+    return params
+
+
+def _rounds(n: int) -> int:
+    return max(20, min(200, 2 * n))
+
+
+def _rules_row(rules: Estimate) -> FeatureRow:
+    return {"rules_log_runtime": math.log(max(rules.runtime_s, 1e-6)),
+            "rules_log_load": math.log(max(rules.load_s, 1e-6)),
+            "rules_log_mem": math.log(max(rules.peak_mem_gb, 1e-6))}
+
+
+def _train(target: str, xs: Sequence[list[float]], ys: Sequence[float]) -> Any:
+    import lightgbm as lgb
+    import numpy as np
+
+    data = lgb.Dataset(np.asarray(xs, dtype=float), label=np.asarray(ys), feature_name=list(COLUMNS),
+                       params={"min_data_in_bin": 1, "verbosity": -1}, free_raw_data=True)
+    return lgb.train(_params(target, len(ys)), data, num_boost_round=_rounds(len(ys)))
+
+
+def _memory_offset(xs: Sequence[list[float]], ys: Sequence[float]) -> float:
+    """How far to raise the memory quantile so that it covers its share of peaks on unseen jobs.
+
+    A quantile forest fitted on few records hugs its training peaks and covers fewer new ones than its alpha
+    promises. The newest fifth of the records (time order) is held out from a second fit; the held-out excess
+    at the same quantile becomes an additive offset in log space (split conformal calibration).
+    """
+    import numpy as np
+
+    n_calibration = max(_MIN_RECORDS, len(ys) // 5)
+    if len(ys) - n_calibration < _MIN_RECORDS:
+        return 0.0
+    split = len(ys) - n_calibration
+    model = _train("memory", xs[:split], ys[:split])
+    excess = np.asarray(ys[split:]) - model.predict(np.asarray(xs[split:], dtype=float))
+    return max(0.0, float(np.quantile(excess, MEMORY_QUANTILE)))
+
+
+def _vector(row: FeatureRow, rules: Estimate, columns: Sequence[str]) -> list[float]:
+    full = {**row, **_rules_row(rules)}
+    return [full[c] for c in columns]
+
+
+def _reference(f: JobFeatures) -> tuple[float, float, float]:
+    return tuple(estimate(f))  # type: ignore[return-value]
+
+
+def _actual(record: HistoryRecord, target: str) -> float | None:
+    value = {"runtime": record.runtime_s, "load": record.load_s, "memory": record.peak_mem_gb}[target]
+    return value if value is not None and value > 0 else None
+
+
+class LearnedPredictor:
+    """LightGBM corrections to the rules for runtime, load time and peak memory.
+
+    Build with `fit`; save with `to_bytes` and restore with `from_bytes`. A target with too few usable records
+    has no booster and predicts the rules' value.
+    """
+
+    def __init__(self, boosters: dict[str, Any], n_records: int, columns: Sequence[str] = COLUMNS,
+                 memory_offset: float = 0.0) -> None:
+        self._boosters = boosters
+        self.n_records = n_records
+        self.columns = tuple(columns)
+        self.memory_offset = memory_offset
+
+    @classmethod
+    def fit(cls, records: Sequence[HistoryRecord]) -> LearnedPredictor:
+        """Train on finished measurements (each row's history features come only from earlier records).
+
+        Args:
+            records: The history, in any order.
+        """
+        ordered = sorted(records, key=lambda r: r.finished_at)
+        rows = with_history_features(ordered, _reference)
+        rules = [estimate(r.features) for r in ordered]
+        boosters: dict[str, Any] = {}
+        offset = 0.0
+        for index, target in enumerate(TARGETS):
+            xs, ys = [], []
+            for record, row, rule in zip(ordered, rows, rules, strict=True):
+                actual = _actual(record, target)
+                if actual is not None:
+                    xs.append(_vector(row, rule, COLUMNS))
+                    ys.append(math.log(actual / max(rule[index], 1e-6)))
+            if len(ys) < _MIN_RECORDS:
+                continue
+            boosters[target] = _train(target, xs, ys)
+            if target == "memory":
+                offset = _memory_offset(xs, ys)
+        return cls(boosters, len(records), memory_offset=offset)
+
+    def predict(self, f: JobFeatures, history: Sequence[HistoryRecord]) -> Estimate:
+        """Runtime, load time and peak memory of a job that has not run, given everything that has.
+
+        Args:
+            f: The job's features.
+            history: All finished measurements (they feed the history features, not the trees).
+        """
+        return self.predict_many([f], history)[0]
+
+    def predict_many(self, jobs: Sequence[JobFeatures], history: Sequence[HistoryRecord]) -> list[Estimate]:
+        """`predict` for many jobs, reading the history once."""
+        index = history_index(history)
+        return self._predict_rows([index.row(f) for f in jobs], [estimate(f) for f in jobs])
+
+    def predict_indexed(self, f: JobFeatures, index: HistoryIndex) -> Estimate:
+        """`predict` with the history already summarised by `history_index` (for many predictions)."""
+        return self._predict_rows([index.row(f)], [estimate(f)])[0]
+
+    def _predict_rows(self, rows: Sequence[FeatureRow], rules: Sequence[Estimate]) -> list[Estimate]:
+        import numpy as np
+
+        if not rows:
+            return []
+        x = np.asarray([_vector(row, rule, self.columns) for row, rule in zip(rows, rules, strict=True)], dtype=float)
+        corrections = [booster.predict(x) if (booster := self._boosters.get(t)) is not None else np.zeros(len(rows))
+                       for t in TARGETS]
+        if "memory" in self._boosters:
+            corrections[TARGETS.index("memory")] = corrections[TARGETS.index("memory")] + self.memory_offset
+        return [Estimate(*(rule[k] * math.exp(float(corrections[k][i])) for k in range(len(TARGETS))))
+                for i, rule in enumerate(rules)]
+
+    @property
+    def targets(self) -> list[str]:
+        """The targets that have a trained booster."""
+        return sorted(self._boosters)
+
+    def to_bytes(self) -> bytes:
+        """The predictor as JSON: format version, feature columns, record count and LightGBM model strings."""
+        payload = {"format": FORMAT_VERSION, "columns": list(self.columns), "n_records": self.n_records,
+                   "memory_quantile": MEMORY_QUANTILE, "memory_offset": self.memory_offset,
+                   "boosters": {t: b.model_to_string() for t, b in sorted(self._boosters.items())}}
+        return json.dumps(payload).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LearnedPredictor:
+        """Restore a predictor saved by `to_bytes`.
+
+        Raises:
+            ValueError: The bytes are not a saved predictor of this format, or its columns differ from this
+                version's (retrain with `spectrabench calibrate predictor`).
+        """
+        import lightgbm as lgb
+
+        try:
+            payload = json.loads(data.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a saved predictor: {exc}") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unknown predictor format {payload.get('format') if isinstance(payload, dict) else '?'}")
+        if tuple(payload["columns"]) != COLUMNS:
+            raise ValueError("the saved predictor uses other feature columns than this version")
+        boosters = {t: lgb.Booster(model_str=s) for t, s in payload["boosters"].items()}
+        return cls(boosters, int(payload["n_records"]), payload["columns"], float(payload["memory_offset"]))
+
+
+def history_index(history: Sequence[HistoryRecord]) -> HistoryIndex:
+    """The history summarised as the learned model's history features need it (residuals against the rules)."""
+    return HistoryIndex(history, _reference)
+
+
+def fit(records: Sequence[HistoryRecord]) -> LearnedPredictor:
+    """Train a `LearnedPredictor` on finished measurements (see `LearnedPredictor.fit`)."""
+    return LearnedPredictor.fit(records)
+
+
+def blend(rules: Estimate, learned: Estimate, weight: float) -> Estimate:
+    """Mix the rules and the learned estimate: weight 0 is the rules, 1 the learned model.
+
+    Times mix geometrically (errors are multiplicative). Memory takes the larger of the two while both are in
+    use (0 < weight < 1), so a half-trained model never lowers a reservation; at weight 1 the learned 0.95
+    quantile stands alone.
+    """
+    if weight <= 0:
+        return rules
+    if weight >= 1:
+        return learned
+
+    def geo(a: float, b: float) -> float:
+        return math.exp((1 - weight) * math.log(max(a, 1e-9)) + weight * math.log(max(b, 1e-9)))
+
+    return Estimate(geo(rules.runtime_s, learned.runtime_s), geo(rules.load_s, learned.load_s),
+                    max(rules.peak_mem_gb, learned.peak_mem_gb))
+
+
+class Scores(NamedTuple):
+    """Errors of one method over the held-out rows of a cross-validation."""
+
+    runtime_mape: float  # mean |predicted - real| / real
+    runtime_mae_s: float
+    mem_coverage: float  # share of real peaks <= predicted
+    mem_over_reservation_gb: float  # mean of max(0, predicted - real)
+
+
+class CVReport(NamedTuple):
+    """Time-ordered cross-validation of the rules, the learned model and their blend."""
+
+    folds: int
+    n_test: int
+    blend_weight: float
+    rules: Scores
+    learned: Scores
+    blend: Scores
+
+
+def _scores(pairs: Sequence[tuple[HistoryRecord, Estimate]]) -> Scores:
+    runtime = [(r.runtime_s, e.runtime_s) for r, e in pairs if r.runtime_s > 0]
+    memory = [(r.peak_mem_gb, e.peak_mem_gb) for r, e in pairs if r.peak_mem_gb is not None]
+    mean = (lambda xs: sum(xs) / len(xs) if xs else math.nan)  # noqa: E731
+    return Scores(
+        runtime_mape=mean([abs(p - a) / a for a, p in runtime]), runtime_mae_s=mean([abs(p - a) for a, p in runtime]),
+        mem_coverage=mean([1.0 if a <= p else 0.0 for a, p in memory]),
+        mem_over_reservation_gb=mean([max(0.0, p - a) for a, p in memory]),
+    )
+
+
+def time_ordered_cv(records: Sequence[HistoryRecord], folds: int = 5, blend_weight: float = 0.5) -> CVReport:
+    """Expanding-window cross-validation in time order.
+
+    The records, sorted by `finished_at`, are cut into `folds + 1` consecutive blocks; fold k trains on blocks
+    0..k-1 and predicts block k. A held-out row's history features use every record that finished before it,
+    as the scheduler would have had them; its own and later outcomes are never seen.
+
+    Args:
+        records: The history.
+        folds: Number of train/test splits (>= 1).
+        blend_weight: The learned weight of the blend scored alongside the rules and the learned model.
+
+    Raises:
+        ValueError: Fewer records than `folds + 1`.
+    """
+    ordered = sorted(records, key=lambda r: r.finished_at)
+    if folds < 1 or len(ordered) < folds + 1:
+        raise ValueError(f"time-ordered CV with {folds} folds needs at least {folds + 1} records, got {len(ordered)}")
+    bounds = [round(i * len(ordered) / (folds + 1)) for i in range(folds + 2)]
+    rows = with_history_features(ordered, _reference)
+    methods: dict[str, list[tuple[HistoryRecord, Estimate]]] = {"rules": [], "learned": [], "blend": []}
+    for k in range(1, folds + 1):
+        model = LearnedPredictor.fit(ordered[: bounds[k]])
+        held_out = range(bounds[k], bounds[k + 1])
+        rules = [estimate(ordered[i].features) for i in held_out]
+        learned = model._predict_rows([rows[i] for i in held_out], rules)
+        for i, rule, guess in zip(held_out, rules, learned, strict=True):
+            methods["rules"].append((ordered[i], rule))
+            methods["learned"].append((ordered[i], guess))
+            methods["blend"].append((ordered[i], blend(rule, guess, blend_weight)))
+    return CVReport(folds, len(methods["rules"]), blend_weight, _scores(methods["rules"]),
+                    _scores(methods["learned"]), _scores(methods["blend"]))
