@@ -24,6 +24,10 @@ class Settings(BaseSettings):
                                          description="Provisioned local models; default <data_dir>/models.")
     profiles_dir: Path | None = Field(default=None, description="Where profile names are looked up.")
     debug: bool = Field(default=False, description="Show tracebacks for user errors too.")
+    memory_margin: float = Field(default=0.1, ge=0, lt=1,
+                                 description="Share of a GPU's free memory that batch sizing leaves unused.")
+    timeout_factor: float = Field(default=5.0, gt=1,
+                                  description="Default job timeout = this x predicted runtime, once learned.")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
     hf_hub_offline: bool = Field(default=False, validation_alias=AliasChoices("HF_HUB_OFFLINE"))
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from importlib import metadata
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from spectrabench.harness.localtasks import LocalTask, index_local_tasks
 from spectrabench.profiles import Profile
+
+if TYPE_CHECKING:
+    from spectrabench.prediction.features import TaskShape
 
 
 class TaskSources(NamedTuple):
@@ -51,3 +54,23 @@ def resolve_task_sources(profile: Profile) -> TaskSources:
     versions = {t.name: _content_hash(local[t.name]) if t.name in local else builtin_version for t in profile.tasks}
     return TaskSources(local=local, versions=versions, include_paths=[str(p) for p in profile.task_paths],
                        all_local=len(local) == len(profile.tasks))
+
+
+def task_shapes(profile: Profile, sources: TaskSources) -> dict[str, TaskShape]:
+    """How much work each task of `profile` is (documents, request type, prompt and generation lengths).
+
+    Local tasks are measured from their files; built-in tasks come from the catalog. A task outside both (an
+    explicit `lm_eval_task` we know nothing about) gets a neutral guess, which the learned stage corrects.
+    """
+    from spectrabench.catalog import task_facts
+    from spectrabench.prediction.features import TaskShape, shape_from_facts, shape_from_local
+
+    shapes: dict[str, TaskShape] = {}
+    for task in profile.tasks:
+        if task.name in sources.local:
+            shapes[task.name] = shape_from_local(sources.local[task.name], name=task.name)
+        elif (facts := task_facts(task.harness_name)) is not None:
+            shapes[task.name] = shape_from_facts(facts, name=task.name)
+        else:
+            shapes[task.name] = TaskShape("loglikelihood", 1000, 4.0, 0, 256, task.name)
+    return shapes

@@ -7,8 +7,10 @@ import sys
 
 import typer
 
+from spectrabench.cli import plan as plan_command
 from spectrabench.cli import report as report_command
 from spectrabench.cli import run as run_command
+from spectrabench.cli.calibrate import calibrate_app
 from spectrabench.errors import UserError
 
 app = typer.Typer(
@@ -19,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.command("plan")(plan_command.plan)
 app.command("run")(run_command.run)
+app.add_typer(calibrate_app, name="calibrate")
 app.command("report")(report_command.report)
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from spectrabench.execution.driver import RunSummary
     from spectrabench.execution.runplan import RunPlan
     from spectrabench.report.tables import Leaderboard
+    from spectrabench.training import TrainingReport
 
 
 def dry_run(plan: RunPlan, *, as_json: bool) -> None:
@@ -60,6 +61,8 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
             console.print(f"  {model} x {where}: {kind}: {message}")
         if len(grouped) > 15:
             console.print(f"  ... and {len(grouped) - 15} more (spectrabench report --run {summary.run_id})")
+    if summary.training:
+        console.print(summary.training)
     console.print(f"store: {summary.db_path}")
 
 
@@ -79,3 +82,60 @@ def leaderboard(board: Leaderboard) -> None:
     console.print(table)
     for failure in board.failures:
         console.print(f"failed: {failure.model} x {', '.join(failure.tasks)}: {failure.error_kind}: {failure.error}")
+
+
+def forecast(plan: RunPlan, *, as_json: bool) -> None:
+    """Each job with its device, batch size (and why), predicted load, runtime, peak memory and stage."""
+    rows = []
+    for planned in plan.jobs:
+        fc = plan.forecasts[planned.job.job_key]
+        rows.append({"job_key": fc.job_key, "model": fc.model, "tasks": planned.job.task_names,
+                     "batch_size": fc.batch_size, "batch_reason": fc.batch_reason, "load_s": fc.load_s,
+                     "runtime_s": fc.runtime_s, "peak_mem_gb": fc.peak_mem_gb, "stage": fc.stage})
+    sequential = sum(r["runtime_s"] for r in rows)  # type: ignore[misc]
+    if as_json:
+        print(json.dumps({"profile": plan.profile.name, "mode": plan.options.mode,
+                          "devices": [d.model_dump() for d in plan.devices], "limit": plan.options.limit,
+                          "predictor_version": plan.predictor_version, "predicted_sequential_s": sequential,
+                          "jobs": rows}, indent=2))
+        return
+    version = f"v{plan.predictor_version}" if plan.predictor_version else "rules only (no training yet)"
+    table = Table(title=f"{plan.profile.name} · {plan.options.mode} · {plan.devices_label} · "
+                        f"limit {plan.options.limit or 'all'} · predictor {version}")
+    for column in ("model", "tasks", "batch", "load s", "runtime s", "peak GB", "stage"):
+        table.add_column(column, justify="right" if column not in ("model", "tasks", "stage") else "left")
+    for row in rows:
+        tasks = row["tasks"]
+        table.add_row(str(row["model"]), ", ".join(tasks) if len(tasks) <= 3 else f"{len(tasks)} tasks",  # type: ignore[arg-type]
+                      str(row["batch_size"]), f"{row['load_s']:.1f}", f"{row['runtime_s']:,.1f}",
+                      f"{row['peak_mem_gb']:.2f}", str(row["stage"]))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    reasons = sorted({str(r["batch_reason"]) for r in rows})
+    console.print(f"{len(rows)} jobs; predicted sequential time {sequential / 3600:,.2f} h; batch sizes: "
+                  + "; ".join(reasons))
+
+
+def training(report: TrainingReport, *, as_json: bool) -> None:
+    """The training's records, cross-validated errors per method, stage per domain, and saved version."""
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(f"history: {report.records} records")
+    if report.cv:
+        table = Table(title=f"time-ordered CV ({report.cv['folds']} folds, {report.cv['n_test']} held-out records)")
+        for column in ("method", "runtime MAPE", "runtime MAE s", "memory coverage", "over-reservation GB"):
+            table.add_column(column, justify="left" if column == "method" else "right")
+        for method in ("rules", "learned", "blend"):
+            s = report.cv[method]
+            table.add_row(method, f"{s['runtime_mape']:.1%}", f"{s['runtime_mae_s']:.2f}",
+                          f"{s['mem_coverage']:.1%}", f"{s['mem_over_reservation_gb']:.2f}")
+        console.print(table)
+    for stage in report.stages:
+        console.print(f"{stage.device_kind} {stage.domain}: {stage.records} records -> {stage.stage} "
+                      f"(learned weight {stage.learned_weight:.2f})")
+    if report.version is not None:
+        console.print(f"saved predictor v{report.version} ({report.seconds:.1f} s)")
+    else:
+        console.print(f"not trained: {report.skipped}")

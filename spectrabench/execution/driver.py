@@ -55,6 +55,8 @@ class RunSummary(BaseModel):
     retries: int
     wall_s: float
     db_path: str
+    predictor_version: int | None = None
+    training: str | None = None
     failures: list[JobFailure] = Field(default_factory=list)
 
     @property
@@ -145,9 +147,30 @@ class _Run:
         return {ref.name: ("reused" if ref.name not in todo else "complete" if ref.name in state.done else final)
                 for ref in state.job.tasks}
 
+    def _prediction(self, job: Job) -> tuple[float, float, str] | None:
+        forecast = self.plan.forecasts.get(job.job_key)
+        return (forecast.runtime_s, forecast.peak_mem_gb, forecast.stage) if forecast else None
+
+    def _timeout(self, job: Job) -> float | None:
+        """The user's --job-timeout, else a generous multiple of a learned prediction, else none."""
+        if self.plan.options.job_timeout_s is not None:
+            return self.plan.options.job_timeout_s
+        forecast = self.plan.forecasts.get(job.job_key)
+        if forecast is None or forecast.stage == "intelligent":
+            return None  # rules alone are too rough to kill a job on
+        return max(300.0, self.settings.timeout_factor * forecast.runtime_s)
+
+    def _features(self, job: Job, task: str, batch_size: int) -> dict[str, Any] | None:
+        forecast = self.plan.forecasts.get(job.job_key)
+        for item in forecast.tasks if forecast else []:
+            if item.task == task:
+                return item.features.model_copy(update={"batch_size": batch_size}).model_dump(mode="json")
+        return None
+
     def _finish_job(self, state: _JobState, outcome: str) -> None:
         run_id, devices = self.plan.run_id, self.plan.devices_label
-        self.history.record_job(run_id, state.job, status=outcome, devices=devices)
+        self.history.record_job(run_id, state.job, status=outcome, devices=devices,
+                                prediction=self._prediction(state.job))
         self.history.record_run_tasks(run_id, state.job, self._statuses(state, outcome), state.ordinal)
         self.counts[outcome] += 1
         self.observer.job_done(state.job, outcome, None)
@@ -156,7 +179,7 @@ class _Run:
         failure = JobFailure(job_key=state.job.job_key, model=state.job.model.name,
                              tasks=[ref.name for ref in state.todo], kind=kind, message=message, log_path=log_path)
         self.history.record_job(self.plan.run_id, state.job, status="failed", devices=self.plan.devices_label,
-                                error_kind=kind, error=message)
+                                error_kind=kind, error=message, prediction=self._prediction(state.job))
         self.history.record_run_tasks(self.plan.run_id, state.job, self._statuses(state, "failed"), state.ordinal)
         self.counts["failed"] += 1
         self.failures.append(failure)
@@ -176,7 +199,7 @@ class _Run:
                                    started_at=time.time(), log_path=str(spec.out_dir))
         self.in_flight[key] = state
         self.executor.submit(AttemptRequest(key=key, spec=spec, devices=devices,
-                                            timeout_s=self.plan.options.job_timeout_s))
+                                            timeout_s=self._timeout(state.job)))
         self.observer.attempt_started(state.job, state.attempt, devices, state.batch_size)
 
     def _store_finished_tasks(self, state: _JobState, result: AttemptResult) -> BadOutput | None:
@@ -191,7 +214,8 @@ class _Run:
                 return exc
             self.history.record_task_output(self.plan.run_id, state.job, state.attempt, ref, output,
                                             runtime_s=timings[ref.name].get("seconds"),
-                                            batch_size=state.batch_size)
+                                            batch_size=state.batch_size,
+                                            features=self._features(state.job, ref.name, state.batch_size))
             state.todo.remove(ref)
             state.done.append(ref.name)
         return None
@@ -261,10 +285,13 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
         executor = executor or LocalExecutor(plan.devices, worker_env(settings))
         run = _Run(plan, settings, history, executor, observer)
         status = "interrupted"
+        version, training = plan.predictor_version, None
         try:
             queue = run.initial_states()
             _dispatch(run, queue)
             status = "failed" if run.failures else "complete"
+            if run.counts["complete"]:
+                version, training = _learn(settings, plan)
         except KeyboardInterrupt:
             pass
         finally:
@@ -274,7 +301,7 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
                                  jobs_completed=run.counts["complete"], jobs_reused=run.counts["reused"],
                                  jobs_failed=run.counts["failed"], attempts=run.attempts, retries=run.retries,
                                  wall_s=time.perf_counter() - started, db_path=str(settings.db_file),
-                                 failures=run.failures)
+                                 predictor_version=version, training=training, failures=run.failures)
             history.mark_lost("interrupted", "the run was interrupted before this attempt finished")
             history.finish_run(plan.run_id, status, summary.model_dump(mode="json"))
     return summary
@@ -301,6 +328,19 @@ def _dispatch(run: _Run, queue: deque[_JobState]) -> None:
             retry = run.handle(result)
             if retry is not None:
                 queue.appendleft(retry)
+
+
+def _learn(settings: Settings, plan: RunPlan) -> tuple[int | None, str]:
+    """Retrain the predictor on the history this run extended; a failure here never fails the run."""
+    from spectrabench.training import train_predictor
+
+    try:
+        report = train_predictor(settings.db_file, plan.profile.scheduler)
+    except Exception as exc:  # the run's results are stored; learning can wait for the next run
+        return plan.predictor_version, f"predictor training failed: {type(exc).__name__}: {exc}"
+    if report.version is None:
+        return plan.predictor_version, f"predictor not trained: {report.skipped}"
+    return report.version, f"predictor v{report.version} trained on {report.records} records in {report.seconds:.1f} s"
 
 
 def _public_settings(settings: Settings) -> dict[str, Any]:

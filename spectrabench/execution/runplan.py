@@ -14,10 +14,12 @@ from spectrabench.errors import UserError
 from spectrabench.execution.attempt import worker_argv
 from spectrabench.hardware import DeviceSpec, parse_devices
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
+from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
+from spectrabench.prediction.stages import Predictor
 from spectrabench.profiles import ModelSpec, Profile
 from spectrabench.settings import Settings
-from spectrabench.tasksources import TaskSources, lm_eval_version, resolve_task_sources
+from spectrabench.tasksources import TaskSources, lm_eval_version, resolve_task_sources, task_shapes
 
 Mode = Literal["parallel", "baseline", "per-model"]
 MODES: tuple[str, ...] = ("parallel", "baseline", "per-model")
@@ -59,6 +61,8 @@ class RunPlan(BaseModel):
     devices: list[DeviceSpec]
     sources: TaskSources
     jobs: list[PlannedJob]
+    forecasts: dict[str, JobForecast] = {}
+    predictor_version: int | None = None
 
     @property
     def devices_label(self) -> str:
@@ -106,12 +110,30 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
         devices = parse_devices("cpu:1") if devices[0].kind == "cpu" else devices[:1]
     jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
                       lm_eval_version=lm_eval_version(), group_by_model=options.mode != "baseline")
+    predictor, version = load_predictor(profile, settings)
+    shapes = task_shapes(profile, sources)
     plan = RunPlan(run_id=new_run_id(), profile=profile, options=options.model_copy(update={"limit": limit}),
-                   devices=devices, sources=sources, jobs=[])
+                   devices=devices, sources=sources, jobs=[], predictor_version=version)
     for job in jobs:
-        spec = attempt_spec(plan, job, 1, job.tasks, batch_size, (devices[0],), settings)
+        forecast = forecast_job(job, shapes, devices[0], predictor, settings.memory_margin)
+        if options.batch_size is None and forecast.batch_size != job.batch_size:
+            job = job.model_copy(update={"batch_size": forecast.batch_size})
+        elif options.batch_size is not None:
+            forecast = forecast.model_copy(update={"batch_size": job.batch_size, "batch_reason": "--batch-size"})
+        plan.forecasts[job.job_key] = forecast
+        spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size, (devices[0],), settings)
         plan.jobs.append(PlannedJob(job=job, argv=worker_argv(Path(spec.out_dir)), spec=spec))
     return plan
+
+
+def load_predictor(profile: Profile, settings: Settings) -> tuple[Predictor, int | None]:
+    """The predictor for this profile: rules, plus the newest trained model and the history it stands on."""
+    from spectrabench.store.learning import latest_predictor, load_history
+
+    stored = latest_predictor(settings.db_file)
+    history = load_history(settings.db_file) if stored is not None else []
+    learned = stored.predictor if stored is not None else None
+    return Predictor(profile.scheduler, learned, history), stored.version if stored else None
 
 
 def check_data_dir(settings: Settings) -> None:

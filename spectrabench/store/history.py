@@ -85,15 +85,16 @@ class History:
             con.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
                         [_now(), status, json.dumps(summary), run_id])
 
-    def record_job(self, run_id: str, job: Job, *, status: str, devices: str,
-                   error_kind: str | None = None, error: str | None = None) -> None:
+    def record_job(self, run_id: str, job: Job, *, status: str, devices: str, error_kind: str | None = None,
+                   error: str | None = None, prediction: tuple[float, float, str] | None = None) -> None:
         """Insert or update a job's row for this run, and its (model, task) pairs."""
         with self._transaction() as con:
             con.execute("DELETE FROM jobs WHERE job_key = ? AND run_id = ?", [job.job_key, run_id])
-            con.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?)",
+            runtime_s, mem_gb, stage = prediction or (None, None, None)
+            con.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [job.job_key, run_id, job.model.name, json.dumps(job.task_names), job.limit,
                          json.dumps({t.name: t.shots for t in job.tasks}), job.batch_size, devices,
-                         status, error_kind, error])
+                         runtime_s, mem_gb, stage, status, error_kind, error])
 
     def record_run_tasks(self, run_id: str, job: Job, statuses: dict[str, str], ordinal: int = 0) -> None:
         """Record the status of each (model, task) pair of `job` within this run, at its place in the profile."""
@@ -146,21 +147,31 @@ class History:
         return int(count)
 
     def record_task_output(self, run_id: str, job: Job, attempt: int, ref: TaskRef, output: TaskOutput,
-                           *, runtime_s: float | None, batch_size: int) -> None:
+                           *, runtime_s: float | None, batch_size: int, features: dict[str, Any] | None = None
+                           ) -> None:
         """Store one finished task's timing, scores and per-sample values in one transaction."""
         model = job.model.name
         with self._transaction() as con:
             for table in ("task_results", "scores", "samples"):
                 con.execute(f"DELETE FROM {table} WHERE task_key = ? AND run_id = ?", [ref.task_key, run_id])
-            con.execute("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [ref.task_key, run_id, job.job_key, attempt, model, ref.name, ref.harness_name,
                          job.limit, ref.shots, batch_size, runtime_s, output.n_samples,
-                         str(output.results_path), _now()])
+                         str(output.results_path), _now(), json.dumps(features) if features else None])
             con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [[ref.task_key, run_id, model, ref.name, s.subtask, s.metric, s.filter, s.value,
                               s.stderr, s.n_samples] for s in output.scores])
             if output.samples:
                 _insert_samples(con, ref.task_key, run_id, model, ref.name, output)
+
+    def save_predictor(self, artifact: bytes, *, n_records: int, cv_error: float | None) -> int:
+        """Store a trained predictor as the next version; returns the version."""
+        with self._transaction() as con:
+            row = con.execute("SELECT coalesce(max(version), 0) FROM predictors").fetchone()
+            version = int(row[0]) + 1
+            con.execute("INSERT INTO predictors VALUES (?, 'all', ?, ?, ?, ?)",
+                        [version, _now(), n_records, cv_error, artifact])
+        return version
 
     def completed_task_keys(self, keys: list[str]) -> set[str]:
         """Which of `keys` already have a stored result (from any run)."""

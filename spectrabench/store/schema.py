@@ -28,7 +28,7 @@ _V1 = [
     """CREATE TABLE task_results (
         task_key VARCHAR, run_id VARCHAR, job_key VARCHAR, attempt INTEGER, model VARCHAR,
         task VARCHAR, harness_task VARCHAR, "limit" INTEGER, shots INTEGER, batch_size INTEGER,
-        runtime_s DOUBLE, n_samples INTEGER, results_path VARCHAR, finished_at TIMESTAMP,
+        runtime_s DOUBLE, n_samples INTEGER, results_path VARCHAR, finished_at TIMESTAMP, features JSON,
         PRIMARY KEY (task_key, run_id))""",
     """CREATE TABLE scores (
         task_key VARCHAR, run_id VARCHAR, model VARCHAR, task VARCHAR, subtask VARCHAR, metric VARCHAR,

@@ -1,0 +1,24 @@
+"""`spectrabench plan`: every job with its predicted runtime, peak memory, batch size and prediction stage."""
+
+from __future__ import annotations
+
+from spectrabench.cli.options import BatchSizeOpt, DevicesOpt, JsonOpt, LimitOpt, ModeOpt, ProfileOpt
+from spectrabench.errors import UserError, did_you_mean
+
+
+def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", devices: DevicesOpt = "auto",
+         batch_size: BatchSizeOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what `run` would do and what each job is predicted to cost; runs nothing."""
+    from spectrabench.cli import render
+    from spectrabench.execution.runplan import MODES, RunOptions, plan_run
+    from spectrabench.profiles import load_profile
+    from spectrabench.settings import Settings
+
+    for value, option in ((limit, "--limit"), (batch_size, "--batch-size")):
+        if value is not None and value <= 0:
+            raise UserError(f"{option} must be positive, got {value}", hint=f"use {option} 1 or more")
+    if mode not in MODES:
+        raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
+    settings = Settings()
+    options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices)  # type: ignore[arg-type]
+    render.forecast(plan_run(load_profile(profile, settings), options, settings), as_json=as_json)

@@ -1,0 +1,75 @@
+"""Predicted cost of each job and the batch size it gets: pure, from features, a predictor and a device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.jobs import Job
+from spectrabench.prediction.batching import choose_batch_size
+from spectrabench.prediction.features import JobFeatures, TaskShape, job_features
+from spectrabench.prediction.stages import Predictor
+
+_STAGE_ORDER = ("intelligent", "hybrid", "adaptive")
+
+
+class TaskForecast(BaseModel):
+    """One task of a job: its features and predicted cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    features: JobFeatures
+    runtime_s: float
+    peak_mem_gb: float
+    stage: str
+
+
+class JobForecast(BaseModel):
+    """A job's predicted wall time (one load plus its tasks), peak memory, batch size and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_key: str
+    model: str
+    batch_size: int
+    batch_reason: str
+    load_s: float
+    runtime_s: float
+    peak_mem_gb: float
+    stage: str
+    tasks: list[TaskForecast]
+
+
+def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, predictor: Predictor,
+                 memory_margin: float) -> JobForecast:
+    """Pick the job's batch size and predict its cost on `device`.
+
+    On GPU the batch is the largest whose predicted peak memory (the quantile, when learned) fits the device's free
+    memory with `memory_margin` to spare, for every task of the job; on CPU it is the profile's fixed batch.
+    """
+    def features(task_index: int, batch: int) -> JobFeatures:
+        ref = job.tasks[task_index]
+        return job_features(job.model, shapes[ref.name], ref.shots, job.limit, batch, device)
+
+    batch, reason = job.batch_size, "CPU: fixed from the profile"
+    if device.kind == "cuda":
+        choices = [choose_batch_size(lambda b, i=i: features(i, b),  # type: ignore[misc]
+                                     lambda f: predictor.predict(f).peak_mem_gb, device.free_mem_gb,
+                                     memory_margin) for i in range(len(job.tasks))]
+        smallest = min(choices, key=lambda c: c.batch_size)
+        batch, reason = smallest.batch_size, smallest.reason
+    tasks = []
+    load_s = 0.0
+    for index, ref in enumerate(job.tasks):
+        f = features(index, batch)
+        prediction = predictor.predict(f)
+        load_s = max(load_s, prediction.load_s)
+        tasks.append(TaskForecast(task=ref.name, features=f, runtime_s=prediction.runtime_s,
+                                  peak_mem_gb=prediction.peak_mem_gb, stage=prediction.stage))
+    stage = min((t.stage for t in tasks), key=_STAGE_ORDER.index)
+    return JobForecast(job_key=job.job_key, model=job.model.name, batch_size=batch, batch_reason=reason,
+                       load_s=load_s, runtime_s=load_s + sum(t.runtime_s for t in tasks),
+                       peak_mem_gb=max(t.peak_mem_gb for t in tasks), stage=stage, tasks=tasks)

@@ -1,0 +1,58 @@
+"""The predictor's side of the store: history records to learn from, and trained predictor versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from spectrabench.store.db import connect
+
+if TYPE_CHECKING:
+    from spectrabench.prediction.features import HistoryRecord
+    from spectrabench.prediction.learned import LearnedPredictor
+
+
+class StoredPredictor(NamedTuple):
+    """A trained predictor version as stored."""
+
+    version: int
+    n_records: int
+    cv_error: float | None
+    predictor: LearnedPredictor
+
+
+def load_history(db: Path) -> list[HistoryRecord]:
+    """Every finished task with its features and costs, oldest first.
+
+    A record's runtime is the task's own evaluation time; load time and peak memory are its attempt's.
+    """
+    from spectrabench.prediction.features import HistoryRecord, JobFeatures
+
+    if not db.exists():
+        return []
+    with connect(db) as con:
+        rows = con.execute(
+            """SELECT t.features, t.runtime_s, a.load_s, a.peak_mem_gb, epoch(t.finished_at), t.model, t.task
+               FROM task_results t JOIN attempts a
+                 ON a.job_key = t.job_key AND a.run_id = t.run_id AND a.attempt = t.attempt
+               WHERE t.features IS NOT NULL AND t.runtime_s IS NOT NULL
+               ORDER BY t.finished_at""").fetchall()
+    return [HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
+                          float(finished), model, task)
+            for features, runtime, load, peak, finished, model, task in rows]
+
+
+def latest_predictor(db: Path) -> StoredPredictor | None:
+    """The newest trained predictor, loaded back, or None before the first training."""
+    from spectrabench.prediction.learned import LearnedPredictor
+
+    if not db.exists():
+        return None
+    with connect(db) as con:
+        row = con.execute("SELECT version, n_records, cv_error, artifact FROM predictors "
+                          "ORDER BY version DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    version, n_records, cv_error, artifact = row
+    return StoredPredictor(int(version), int(n_records), cv_error, LearnedPredictor.from_bytes(bytes(artifact)))
