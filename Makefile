@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_NO_ADVISORY_WARNINGS=1
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint history
 
 install: $(VENV)/.installed
 
@@ -27,3 +27,15 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check spectrabench tests
 	$(VENV)/bin/mypy spectrabench
+
+# A real CPU history for the predictor: the smoke profile at several limits and batch sizes (about 200 attempts,
+# most of an hour on 2 cores). Batch size does not change a score, so --force measures each pair again.
+HISTORY_DIR ?= .spectrabench/history
+HISTORY_ENV = SPECTRABENCH_DATA_DIR=$(HISTORY_DIR) SPECTRABENCH_MODEL_CACHE_DIR=.spectrabench/models $(OFFLINE)
+history: install
+	for limit in 2 4 8; do for batch in 1 2 4 8; do \
+	  $(HISTORY_ENV) $(VENV)/bin/spectrabench run --profile smoke --mode baseline \
+	    --limit $$limit --batch-size $$batch --force || exit $$?; done; done
+	$(HISTORY_ENV) $(VENV)/bin/spectrabench run --profile smoke --mode baseline \
+	  --limit 12 --batch-size 4 --force
+	$(HISTORY_ENV) $(VENV)/bin/spectrabench calibrate predictor --profile smoke

@@ -56,6 +56,10 @@ class LiveObserver(LineObserver):
         self._where: dict[str, list[str]] = {}
         self._failed = 0
         self._started = time.monotonic()
+        # ETA only from learned predictions: the rules alone can be off by a large factor.
+        self._predicted = {key: f.runtime_s for key, f in plan.forecasts.items() if f.stage != "intelligent"}
+        self._learned = len(self._predicted) == len(plan.jobs) and bool(plan.jobs)
+        self._finished: set[str] = set()
         self._console = Console(file=stream)
         self._live = Live(self._render(), console=self._console, refresh_per_second=2, transient=False,
                           get_renderable=self._render)
@@ -64,8 +68,12 @@ class LiveObserver(LineObserver):
         running = len(self._where)
         left = self._total - self._done - running
         elapsed = time.monotonic() - self._started
+        eta = ""
+        if self._learned:
+            remaining = sum(s for key, s in self._predicted.items() if key not in self._finished)
+            eta = f"    ETA {remaining / max(1, len(self._devices)):,.0f} s (predicted)"
         header = Text(f"jobs: {self._done - self._failed} done · {running} running · {self._failed} failed · "
-                      f"{max(left, 0)} left    elapsed {elapsed:,.0f} s")
+                      f"{max(left, 0)} left    elapsed {elapsed:,.0f} s{eta}")
         table = Table(show_header=True, box=None, pad_edge=False)
         table.add_column("device")
         table.add_column("running")
@@ -87,6 +95,7 @@ class LiveObserver(LineObserver):
         """Free the job's devices and count it; failures are also printed above the table."""
         self._release(job)
         self._done += 1
+        self._finished.add(job.job_key)
         if failure is not None:
             self._failed += 1
             self._console.print(f"failed: {_label(job)}: {failure.kind}: {failure.message}", highlight=False)

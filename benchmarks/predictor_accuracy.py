@@ -1,0 +1,86 @@
+"""Held-out error of the rules, the blend and LightGBM as the history grows, on a real history in DuckDB.
+
+Two splits, both measured in this one invocation on the same records:
+- time-ordered: train on the first n records, test on the newest 20% (what the scheduler faces next run);
+- held-out pairs: test on every record of a few (model, task) pairs that the training never saw.
+Usage: `python benchmarks/predictor_accuracy.py [--db .spectrabench/history/spectrabench.duckdb]`
+(`make history` builds that store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SIZES = (25, 50, 100, 200)
+
+
+def _mape(pairs: Sequence[tuple[float, float]]) -> float:
+    return sum(abs(p - a) / a for a, p in pairs) / len(pairs) if pairs else math.nan
+
+
+def _evaluate(train: list, test: list) -> dict[str, tuple[float, float, float]]:  # type: ignore[type-arg]
+    from spectrabench.prediction.learned import LearnedPredictor, blend, history_index
+    from spectrabench.prediction.rules import estimate
+
+    model = LearnedPredictor.fit(train)
+    index = history_index(train)
+    results: dict[str, list[tuple[float, float, float | None, float]]] = {"rules": [], "blend": [], "lightgbm": []}
+    for record in test:
+        rules = estimate(record.features)
+        learned = model.predict_indexed(record.features, index)
+        for name, guess in (("rules", rules), ("blend", blend(rules, learned, 0.5)), ("lightgbm", learned)):
+            results[name].append((record.runtime_s, guess.runtime_s, record.peak_mem_gb, guess.peak_mem_gb))
+    out = {}
+    for name, rows in results.items():
+        mem = [(a, p) for _, _, a, p in rows if a is not None]
+        coverage = sum(1 for a, p in mem if a <= p) / len(mem) if mem else math.nan
+        over = sum(max(0.0, p - a) for a, p in mem) / len(mem) if mem else math.nan
+        out[name] = (_mape([(a, p) for a, p, _, _ in rows if a > 0]), coverage, over)
+    return out
+
+
+def _print(title: str, rows: list[tuple[int, dict[str, tuple[float, float, float]]]]) -> None:
+    print(f"\n{title}")
+    print(f"{'train n':>8}  {'rules MAPE':>10} {'blend MAPE':>10} {'LGBM MAPE':>10}  {'LGBM mem cover':>14} "
+          f"{'LGBM over GB':>12}  {'rules cover':>11}")
+    for n, r in rows:
+        print(f"{n:>8}  {r['rules'][0]:>10.1%} {r['blend'][0]:>10.1%} {r['lightgbm'][0]:>10.1%}  "
+              f"{r['lightgbm'][1]:>14.1%} {r['lightgbm'][2]:>12.3f}  {r['rules'][1]:>11.1%}")
+
+
+def main() -> None:
+    """Print both learning curves."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", type=Path, default=REPO / ".spectrabench" / "history" / "spectrabench.duckdb")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from spectrabench.store.learning import load_history
+
+    if not args.db.exists():
+        sys.exit(f"no store at {args.db}: run `make history` first")
+    history = load_history(args.db)
+    print(f"history: {len(history)} task records from {args.db}")
+    if len(history) < 30:
+        sys.exit("too few records for a learning curve (need 30 or more)")
+    cut = int(len(history) * 0.8)
+    past, future = history[:cut], history[cut:]
+    _print(f"time-ordered: test on the newest {len(future)} records",
+           [(n, _evaluate(past[:n], future)) for n in SIZES if n <= len(past)] +
+           ([(len(past), _evaluate(past, future))] if len(past) not in SIZES else []))
+    pairs = sorted({(r.model, r.task) for r in history})
+    held = set(random.Random(args.seed).sample(pairs, max(1, len(pairs) // 5)))
+    train = [r for r in history if (r.model, r.task) not in held]
+    test = [r for r in history if (r.model, r.task) in held]
+    _print(f"held-out pairs: {sorted(held)} ({len(test)} records) never seen in training",
+           [(n, _evaluate(train[:n], test)) for n in SIZES if n <= len(train)] +
+           ([(len(train), _evaluate(train, test))] if len(train) not in SIZES else []))
+
+
+if __name__ == "__main__":
+    main()
