@@ -52,16 +52,3 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[Any]:
         yield con
     finally:
         con.close()
-
-
-@contextmanager
-def transaction(path: Path) -> Iterator[Any]:
-    """A read-write connection whose statements commit together or not at all."""
-    with connect(path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
