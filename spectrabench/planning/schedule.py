@@ -1,0 +1,53 @@
+"""The scheduler's vocabulary, shared by the real driver and the simulator: work items, device slots, policies.
+
+A policy sees predictions only, never the truth: the simulator keeps its ground truth to itself, and the driver
+only learns actual runtimes after the fact (which a policy may use to correct the rest online).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class WorkItem(BaseModel):
+    """One job as a scheduler sees it: what it is, and what it is predicted to cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    model: str
+    tasks: tuple[str, ...]
+    params_b: float
+    gpus: int = 1
+    predicted_runtime_s: float  # evaluation time of all its tasks, load excluded
+    predicted_load_s: float
+    predicted_mem_gb: float  # the memory quantile: what must be free to start it
+
+
+class SlotState(BaseModel):
+    """One device at the moment a policy is asked what to start on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device_id: str
+    total_mem_gb: float
+    free_mem_gb: float  # total minus the predicted peaks of what runs on it now
+    running: tuple[str, ...] = ()  # keys of the items running on it
+    last_model: str | None = None  # the model it ran last: its weights may still be warm
+
+
+class Policy(Protocol):
+    """Chooses what to start when a device has room. Pure: no I/O, no clocks other than `now`."""
+
+    name: str
+
+    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
+        """The item to start on `slot` now, or None to leave it as it is."""
+        ...
+
+    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
+        """Learn from a finished item (e.g. scale the remaining predictions by actual/predicted)."""
+        ...
