@@ -1,0 +1,440 @@
+"""Dynamic longest-processing-time-first dispatch: what to start on a device when it has room.
+
+The choice (`next_job`, and `DynamicLPT.pick` which makes the same choice from an index):
+1. Candidates in order of corrected predicted length, longest first: (runtime + load) times the prediction scale of
+   the item's model. Starting the longest work first is LPT, within 4/3 of the optimal makespan and close to it when
+   the tail is made of small items; deciding at dispatch time, not up front, lets the order absorb runtimes that
+   differ from their predictions.
+2. The first candidate that fits the device's free memory with a margin (`placement.fits`, `memory_margin_gb`), so
+   the predictions never overcommit a device. On a busy device, only if sharing it pays (`placement.should_colocate`),
+   looking at no more than `MAX_SCAN` candidates.
+3. Warm cache: when the device last ran model M and an admissible item of M is within `WARM_WINDOW` of that
+   candidate's length, M's item goes instead: its weights may still be cached, and the order barely changes.
+4. An empty device where nothing fits with the margin takes the longest item that fits it at all: such an item can
+   never fit better, and leaving it queued forever would be worse than the risk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from spectrabench.planning.placement import (
+    MAX_SHARING,
+    Running,
+    can_share,
+    fits,
+    largest_fitting_mem_gb,
+    memory_margin_gb,
+    per_device_mem_gb,
+    predicted_length_s,
+    should_colocate,
+)
+from spectrabench.planning.schedule import SlotState, WorkItem
+
+# A warm item may be this much shorter than the longest candidate and still go first.
+WARM_WINDOW = 0.1
+# Candidates examined for sharing a busy device (and for a warm alternative) before giving up.
+MAX_SCAN = 16
+# How many observations of the global ratio a model's own ratio is worth before it has any (shrinkage).
+PRIOR_WEIGHT = 2.0
+# An actual/predicted ratio outside this range is an outlier (a hang, a crash), not a trend worth following.
+RATIO_RANGE = (0.05, 20.0)
+# How far the global log-ratio may drift before every model's relative scale is re-derived from it (~2%).
+_RESHRINK_LOG = 0.02
+_EPS = 1e-9
+
+Candidates = Iterator[tuple[WorkItem, float]]  # items with their priority, highest first
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the choice needs to know about the device and the rest of the run."""
+
+    slot: SlotState
+    running: tuple[Running, ...]
+    queued_work_s: float  # corrected predicted work of the whole queue
+    n_devices: int
+    to_seconds: float  # turns a priority into corrected seconds
+    sharing: bool  # a busy slot may take another job at all
+    busy: bool
+    mem_cap_gb: float  # the largest per-device memory that fits with the margin
+
+
+def _context(slot: SlotState, running: Sequence[Running], queued_work_s: float, n_devices: int, to_seconds: float,
+             allowed: bool) -> _Context:
+    # Checks that hold for every candidate: each running job known and able to share, room for one more.
+    sharing = (allowed and len(running) == len(slot.running) < MAX_SHARING
+               and all(can_share(r.item) for r in running))
+    return _Context(slot=slot, running=tuple(running), queued_work_s=queued_work_s, n_devices=n_devices,
+                    to_seconds=to_seconds, sharing=sharing, busy=bool(slot.running),
+                    mem_cap_gb=largest_fitting_mem_gb(slot))
+
+
+def _eligible_model(min_mem_gb: float, any_shareable: bool, ctx: _Context) -> bool:
+    """Whether any of a model's queued items (smallest memory `min_mem_gb`) could start: whole models that cannot
+    are skipped without looking at their items, and candidates are only drawn from the others."""
+    return min_mem_gb <= ctx.mem_cap_gb + _EPS and (any_shareable or not ctx.busy)
+
+
+def _admissible(item: WorkItem, priority: float, ctx: _Context) -> bool:
+    # The cap comparison is the cheap, equivalent-up-to-rounding form of the `fits` check after it.
+    if per_device_mem_gb(item) > ctx.mem_cap_gb + _EPS or not fits(ctx.slot, item, memory_margin_gb(ctx.slot, item)):
+        return False
+    if not ctx.busy:
+        return True
+    if not can_share(item):
+        return False
+    item_s = priority * ctx.to_seconds
+    return should_colocate(item, ctx.slot, (), running=ctx.running, n_devices=ctx.n_devices, item_s=item_s,
+                           queued_work_s=max(0.0, ctx.queued_work_s - item_s))
+
+
+def _choose(candidates: Candidates, warm: Candidates | None, ctx: _Context) -> WorkItem | None:
+    """Steps 2 and 3 of the module docstring, over the items of eligible models, longest first.
+
+    A busy device looks at `MAX_SCAN` candidates at most: sharing is an optional gain, not worth a long search.
+    """
+    if ctx.busy and not ctx.sharing:
+        return None
+    first: tuple[WorkItem, float] | None = None
+    for seen, (item, priority) in enumerate(candidates):
+        if ctx.busy and seen >= MAX_SCAN:
+            return None
+        if _admissible(item, priority, ctx):
+            first = (item, priority)
+            break
+    if first is None:
+        return None
+    if warm is not None and first[0].model != ctx.slot.last_model:
+        for seen, (item, priority) in enumerate(warm):
+            if (ctx.busy and seen >= MAX_SCAN) or priority < (1 - WARM_WINDOW) * first[1]:
+                break
+            if _admissible(item, priority, ctx):
+                return item
+    return first[0]
+
+
+def _fallback(candidates: Candidates, slot: SlotState) -> WorkItem | None:
+    """Step 4: the longest item an empty device can hold at all."""
+    return next((item for item, _ in candidates if per_device_mem_gb(item) <= slot.free_mem_gb), None)
+
+
+def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: float | Mapping[str, float] = 1.0, *,
+             running: Sequence[Running] = (), n_devices: int = 1, colocate: bool = True) -> WorkItem | None:
+    """The item to start on `slot` now, or None (see the module docstring). Pure; O(n log n) in the queue.
+
+    Args:
+        queue: Items waiting to start, in profile order (which breaks ties).
+        slot: The device asking.
+        predictions_scale: Multiplier of predicted lengths, one for all or per model (missing models: 1.0).
+        running: The items running on `slot`, with their predicted time left; co-location needs all of them.
+        n_devices: Devices in the pool.
+        colocate: Whether a busy device may take another job at all.
+    """
+    def scale(model: str) -> float:
+        if isinstance(predictions_scale, Mapping):
+            return predictions_scale.get(model, 1.0)
+        return predictions_scale
+
+    ranked = sorted(((scale(item.model) * predicted_length_s(item), index, item) for index, item in enumerate(queue)),
+                    key=lambda c: (-c[0], c[2].model, c[1]))
+    ctx = _context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate)
+    min_mem: dict[str, float] = {}
+    shareable: set[str] = set()
+    for item in queue:
+        min_mem[item.model] = min(min_mem.get(item.model, math.inf), per_device_mem_gb(item))
+        if can_share(item):
+            shareable.add(item.model)
+    eligible = {m for m in min_mem if _eligible_model(min_mem[m], m in shareable, ctx)}
+
+    def candidates(model: str | None = None) -> Candidates:
+        return ((item, p) for p, _, item in ranked if (model is None or item.model == model) and item.model in eligible)
+
+    warm = candidates(slot.last_model) if slot.last_model is not None else None
+    choice = _choose(candidates(), warm, ctx)
+    if choice is None and not ctx.busy:
+        choice = _fallback(((item, p) for p, _, item in ranked), slot)
+    return choice
+
+
+class _Bucket:
+    """One model's queued items, longest first, with lazy removal (positions stay valid until compaction)."""
+
+    __slots__ = ("base_sum", "entries", "mems", "pos", "removed", "shareable")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[float, int, WorkItem]] = []  # (-cold length, seq, item)
+        self.removed: set[int] = set()
+        self.pos = 0  # no live entry before this
+        self.mems: list[tuple[float, int]] = []  # heap of (per-device memory, seq), removed ones cleaned lazily
+        self.shareable = 0  # live items that could share a device
+        self.base_sum = 0.0
+
+    def add(self, item: WorkItem, seq: int) -> None:
+        base = predicted_length_s(item)
+        index = bisect.bisect_left(self.entries, (-base, seq))
+        self.entries.insert(index, (-base, seq, item))
+        self.pos = min(self.pos, index)
+        heapq.heappush(self.mems, (per_device_mem_gb(item), seq))
+        self.shareable += can_share(item)
+        self.base_sum += base
+
+    def remove(self, item: WorkItem, seq: int) -> None:
+        self.removed.add(seq)
+        self.base_sum -= predicted_length_s(item)
+        self.shareable -= can_share(item)
+        if len(self.removed) > 16 and 2 * len(self.removed) > len(self.entries):
+            self.entries = [e for e in self.entries if e[1] not in self.removed]
+            self.mems = [m for m in self.mems if m[1] not in self.removed]
+            heapq.heapify(self.mems)
+            self.removed.clear()
+            self.pos = 0
+        self.pos = self.next_live(self.pos)
+
+    def min_mem(self) -> float:
+        while self.mems and self.mems[0][1] in self.removed:
+            heapq.heappop(self.mems)
+        return self.mems[0][0] if self.mems else math.inf
+
+    def next_live(self, index: int) -> int:
+        while index < len(self.entries) and self.entries[index][1] in self.removed:
+            index += 1
+        return index
+
+
+class DynamicLPT:
+    """Our policy: `next_job`'s choice from an incrementally kept index, with online correction of predictions.
+
+    The index holds one bucket per model, sorted by cold predicted length, and a heap of the buckets' heads; a
+    choice merges the buckets lazily, so dispatching n items costs O(n log n) when the queue changes only by the
+    items this policy picked (any other change is detected by the queue's length and resynced in O(n)). Item keys
+    must be unique within a queue.
+
+    Online correction: `observe` keeps the geometric mean of actual/predicted runtime, globally and per model (the
+    model's mean shrunk towards the global one by `PRIOR_WEIGHT` observations), and scales every remaining
+    prediction (runtime and load) by it. A model's correction relative to the global one is re-derived when that model
+    is observed, and for every model whenever the global ratio has moved by more than ~2% since the last time.
+
+    Args:
+        n_devices: Devices in the pool; when None, the devices seen so far, and no sharing before the first finish.
+        colocate: Whether a busy device may take another job when `placement.should_colocate` says it pays.
+    """
+
+    name = "ours"
+
+    def __init__(self, *, n_devices: int | None = None, colocate: bool = True) -> None:
+        self._n_devices = n_devices
+        self._colocate = colocate
+        self._buckets: dict[str, _Bucket] = {}
+        self._heap: list[tuple[float, str, int]] = []  # (-priority of a bucket's head, model, version)
+        self._share_heap: list[tuple[float, str, int]] = []  # the same, for buckets with items that can share
+        self._version: dict[str, int] = {}
+        self._pending: dict[str, tuple[WorkItem, int]] = {}  # key -> (item, seq)
+        self._mem_heap: list[tuple[float, int]] = []  # (per-device memory, seq) of pending items, lazily cleaned
+        self._share_mem_heap: list[tuple[float, int]] = []  # the same, for items that can share
+        self._live: set[int] = set()
+        self._seq = 0
+        self._work_rel = 0.0  # sum over buckets of relative scale x cold length
+        self._log_sum, self._log_n = 0.0, 0
+        self._model_log: dict[str, tuple[float, int]] = {}
+        self._rel: dict[str, float] = {}  # a model's scale relative to the global one
+        self._rel_global_log = 0.0  # the global log-ratio when every model's relative scale was last derived
+        self._started: dict[str, tuple[WorkItem, str, float]] = {}  # key -> (item, device, start)
+        self._devices: dict[str, set[str]] = {}  # device -> keys believed running there
+        self._finished_any = False
+
+    def global_scale(self) -> float:
+        """The geometric mean of every observed actual/predicted runtime ratio (1.0 before any)."""
+        return math.exp(self._log_sum / self._log_n) if self._log_n else 1.0
+
+    def scale_for(self, model: str) -> float:
+        """The multiplier now applied to `model`'s predicted lengths."""
+        return self.global_scale() * self._rel.get(model, 1.0)
+
+    def corrected_length_s(self, item: WorkItem) -> float:
+        """`item`'s cold predicted length (load + runtime) after online correction."""
+        return self.global_scale() * self._priority(item)
+
+    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
+        """The item to start on `slot` now (see the module docstring), or None."""
+        self._devices[slot.device_id] = set(slot.running)
+        if len(queue) != len(self._pending):
+            self._sync(queue)
+        if not self._pending or (slot.running and not self._sharing_allowed(slot)):
+            return None
+        ctx = self._context(slot, now)
+        choice = None
+        smallest = self._clean_min(self._share_mem_heap) if ctx.busy else self._clean_min(self._mem_heap)
+        if smallest <= ctx.mem_cap_gb + _EPS:
+            walk = self._walk(ctx)
+            last = slot.last_model
+            warm = self._walk_model(last, ctx) if last is not None and last in self._buckets else None
+            try:
+                choice = _choose(walk, warm, ctx)
+            finally:
+                walk.close()
+        if choice is None and not ctx.busy and self._clean_min(self._mem_heap) <= slot.free_mem_gb:
+            walk = self._walk(_context(slot.model_copy(update={"free_mem_gb": math.inf}), (), 0.0, 1, 1.0, False))
+            try:
+                choice = _fallback(walk, slot)
+            finally:
+                walk.close()
+        if choice is not None:
+            self._take(choice)
+            self._started[choice.key] = (choice, slot.device_id, now)
+            self._devices[slot.device_id].add(choice.key)
+        return choice
+
+    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
+        """Learn from a finished item: `actual_runtime_s` is its evaluation time, load excluded, like
+        `predicted_runtime_s`."""
+        started = self._started.pop(item.key, None)
+        if started is not None:
+            self._devices.get(started[1], set()).discard(item.key)
+        self._finished_any = True
+        if item.predicted_runtime_s <= 0 or actual_runtime_s <= 0:
+            return
+        low, high = RATIO_RANGE
+        log_ratio = math.log(min(high, max(low, actual_runtime_s / item.predicted_runtime_s)))
+        self._log_sum += log_ratio
+        self._log_n += 1
+        total, count = self._model_log.get(item.model, (0.0, 0))
+        total, count = total + log_ratio, count + 1
+        self._model_log[item.model] = (total, count)
+        global_log = self._log_sum / self._log_n
+        if abs(global_log - self._rel_global_log) > _RESHRINK_LOG:
+            # Every model's shrunk ratio leans on the global one: re-derive them all when it has moved.
+            self._rel_global_log = global_log
+            for model in self._model_log:
+                self._set_rel(model, global_log)
+        else:
+            self._set_rel(item.model, global_log)
+
+    def _set_rel(self, model: str, global_log: float) -> None:
+        total, count = self._model_log[model]
+        rel = math.exp((total + PRIOR_WEIGHT * global_log) / (count + PRIOR_WEIGHT) - global_log)
+        bucket = self._buckets.get(model)
+        if bucket is not None:
+            self._work_rel += (rel - self._rel.get(model, 1.0)) * bucket.base_sum
+        self._rel[model] = rel
+        if bucket is not None:
+            self._refresh(model)
+
+    # The index.
+
+    def _priority(self, item: WorkItem) -> float:
+        return self._rel.get(item.model, 1.0) * predicted_length_s(item)
+
+    def _sharing_allowed(self, slot: SlotState) -> bool:
+        """The policy's own conditions for sharing a busy device, checked before anything costly."""
+        if not self._colocate or len(slot.running) >= MAX_SHARING:
+            return False
+        if self._n_devices is None and not self._finished_any:
+            return False  # until the first finish, some devices may not have been offered work yet
+        if len(self._devices) < (self._n_devices or 0):
+            return False  # a device not seen yet is idle
+        if not all(key in self._started and can_share(self._started[key][0]) for key in slot.running):
+            return False
+        # Sharing a device while another is idle would stretch jobs for nothing.
+        return all(keys for device, keys in self._devices.items() if device != slot.device_id)
+
+    def _context(self, slot: SlotState, now: float) -> _Context:
+        scale = self.global_scale()
+        running = tuple(Running(item, max(0.0, scale * self._priority(item) - (now - start)))
+                        for item, _, start in (self._started[k] for k in slot.running if k in self._started))
+        return _context(slot, running, max(0.0, scale * self._work_rel),
+                        max(self._n_devices or 1, len(self._devices)), scale, allowed=True)
+
+    def _sync(self, queue: Sequence[WorkItem]) -> None:
+        present = {item.key: item for item in queue}
+        for key, (item, _) in list(self._pending.items()):
+            if present.get(key) is not item and present.get(key) != item:
+                self._take(item)
+        for key, item in present.items():
+            if key not in self._pending:
+                self._add(item)
+
+    def _add(self, item: WorkItem) -> None:
+        seq = self._seq
+        self._seq += 1
+        bucket = self._buckets.setdefault(item.model, _Bucket())
+        bucket.add(item, seq)
+        self._pending[item.key] = (item, seq)
+        self._live.add(seq)
+        heapq.heappush(self._mem_heap, (per_device_mem_gb(item), seq))
+        if can_share(item):
+            heapq.heappush(self._share_mem_heap, (per_device_mem_gb(item), seq))
+        self._work_rel += self._priority(item)
+        self._refresh(item.model)
+
+    def _take(self, item: WorkItem) -> None:
+        _, seq = self._pending.pop(item.key)
+        self._live.discard(seq)
+        self._buckets[item.model].remove(item, seq)
+        self._work_rel -= self._priority(item)
+        self._refresh(item.model)
+
+    def _refresh(self, model: str) -> None:
+        """Re-enter `model`'s head in the heap after its head or scale changed (older entries go stale)."""
+        version = self._version.get(model, 0) + 1
+        self._version[model] = version
+        bucket = self._buckets[model]
+        if bucket.pos < len(bucket.entries):
+            entry = (-(self._rel.get(model, 1.0) * -bucket.entries[bucket.pos][0]), model, version)
+            heapq.heappush(self._heap, entry)
+            if bucket.shareable:
+                heapq.heappush(self._share_heap, entry)
+
+    def _clean_min(self, heap: list[tuple[float, int]]) -> float:
+        while heap and heap[0][1] not in self._live:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else math.inf
+
+    def _walk(self, ctx: _Context) -> Generator[tuple[WorkItem, float], None, None]:
+        """Pending items of eligible models, highest priority first: a lazy merge of the buckets' heads. Heap entries
+        taken out on the way are put back when the walk is closed."""
+        # A busy device only takes items that can share: walking the buckets that have some skips the others.
+        heap = self._share_heap if ctx.busy else self._heap
+        frontier: list[tuple[float, str, int]] = []
+        taken_out: list[tuple[float, str, int]] = []
+        try:
+            while True:
+                while heap:
+                    negative, model, version = heap[0]
+                    if self._version.get(model) != version:
+                        heapq.heappop(heap)
+                        continue
+                    if frontier and (negative, model) > frontier[0][:2]:
+                        break
+                    taken_out.append(heapq.heappop(heap))
+                    bucket = self._buckets[model]
+                    if _eligible_model(bucket.min_mem(), bucket.shareable > 0, ctx):
+                        heapq.heappush(frontier, (negative, model, bucket.pos))
+                if not frontier:
+                    return
+                negative, model, index = heapq.heappop(frontier)
+                bucket = self._buckets[model]
+                item = bucket.entries[index][2]
+                following = bucket.next_live(index + 1)
+                if following < len(bucket.entries):
+                    rel = self._rel.get(model, 1.0)
+                    heapq.heappush(frontier, (-(rel * -bucket.entries[following][0]), model, following))
+                yield item, -negative
+        finally:
+            for entry in taken_out:
+                heapq.heappush(heap, entry)
+
+    def _walk_model(self, model: str, ctx: _Context) -> Candidates:
+        """`model`'s pending items, highest priority first, if the model is eligible."""
+        bucket, rel = self._buckets[model], self._rel.get(model, 1.0)
+        if not _eligible_model(bucket.min_mem(), bucket.shareable > 0, ctx):
+            return
+        index = bucket.pos
+        while index < len(bucket.entries):
+            negative_base, _, item = bucket.entries[index]
+            yield item, rel * -negative_base
+            index = bucket.next_live(index + 1)

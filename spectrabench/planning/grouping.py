@@ -1,0 +1,331 @@
+"""Grouping: which (model, task) pairs share one worker, and so one model load.
+
+Rule. By default a model's tasks form one item: the model loads once, its runtime is the sum of its tasks' runtimes
+and its memory the largest of theirs. That alone can lose a lot of makespan: a model whose work exceeds
+`total work / n_devices` keeps one device busy long after the others are done, and a few large items pack badly on
+many devices (13 equal models on 8 GPUs take two rounds). So a model may also be split, by task, into pieces that
+each pay their own load.
+
+Candidate groupings:
+- one item per model;
+- common caps: every model cut into the fewest pieces (tasks packed longest-first, a load each) that stay under a
+  cap C, for C on a geometric grid from the longest model down to the larger of a quarter of the ideal per-device
+  share and the longest single-task piece (no split beats that one);
+- wrap-around packings (McNaughton's rule with task boundaries as cut points and a load per piece) at the smallest
+  per-device target that packs, found by bisection, and a few percent above it;
+- the most promising of those, refined: while halving a piece that makes the makespan shortens it, do.
+Each piece pays a model load, so a grouping may have at most `LOAD_BUDGET` x (models + devices) pieces (a wrap-around
+packing needs one extra piece per device at most); refining stops there and candidates past it are dropped.
+
+Choice. A quick score ranks the candidates: the makespan of longest-first (LPT) list scheduling of the predicted
+pieces, or the longest piece `PIECE_NOISE` late if that is worse. The best `_FINALISTS` and one-per-model are then
+run through the dispatcher's rule (longest predicted first, on the first free device) with every task's runtime
+drawn `RUNTIME_NOISE` off its prediction, the same draws for all: predictions are wrong, and a packing that is
+perfect on them often leaves one device finishing late. Among finalists within `MIN_GAIN` of the best mean makespan
+the one with the fewest pieces wins: a gain smaller than that is not worth a load. So a balanced profile stays at
+one item per model, and a dominant model is cut into pieces smaller than a device's share. A piece never holds less
+than one task, and a model for which `splittable` says False stays whole. The draws use a fixed seed: the same
+input always gives the same grouping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from spectrabench.planning.schedule import WorkItem
+
+# A finer split must shorten the expected makespan by more than this to be worth its extra loads.
+MIN_GAIN = 0.005
+# How much longer than predicted the longest piece may well run: a piece that alone nearly fills a device's share
+# becomes the makespan when it runs late, so it must be cut smaller than a perfect packing would.
+PIECE_NOISE = 0.1
+# The prediction error groupings are compared under: each task's runtime off by a lognormal factor of this sigma.
+RUNTIME_NOISE = 0.2
+# Noisy draws per finalist: enough for a stable mean, fewer for huge profiles (task-draws per finalist).
+_MIN_DRAWS, _MAX_DRAWS, _DRAW_BUDGET = 4, 16, 50_000
+_FINALISTS = 12
+# Pieces (model loads) allowed, as a multiple of models + devices.
+LOAD_BUDGET = 1.1
+# Ratio between successive caps tried.
+_CAP_STEP = 0.95
+# Caps below this share of the ideal per-device work only multiply loads.
+_CAP_FLOOR = 0.25
+# Halvings of the search for the tightest packing target (2**-20 of the initial gap).
+_BISECTIONS = 20
+# Packings a little looser than the tightest have fewer pieces and often pack as well.
+_TARGET_SLACKS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05)
+# Pieces cut after the fact, at most, to unstack what longest-first scheduling stacked.
+_REFINE_STEPS = 16
+_REFINED = 4
+
+
+def merge_items(items: Sequence[WorkItem]) -> WorkItem:
+    """One item that loads the model once and runs all `items`' tasks in order.
+
+    Args:
+        items: Items of one model (one or more tasks each), the load time repeated in each.
+
+    Returns:
+        `items[0]` itself when alone; otherwise an item whose key is a digest of the members' keys, runtime the
+        sum, load and memory the largest of the members'.
+
+    Raises:
+        ValueError: `items` is empty or mixes models.
+    """
+    if not items:
+        raise ValueError("cannot merge no items")
+    if len({i.model for i in items}) > 1:
+        raise ValueError(f"cannot merge items of different models: {sorted({i.model for i in items})}")
+    if len(items) == 1:
+        return items[0]
+    digest = hashlib.sha256("\n".join(i.key for i in items).encode()).hexdigest()[:16]
+    first = items[0]
+    return WorkItem(key=f"group-{digest}", model=first.model, tasks=tuple(t for i in items for t in i.tasks),
+                    params_b=first.params_b, gpus=max(i.gpus for i in items),
+                    predicted_runtime_s=sum(i.predicted_runtime_s for i in items),
+                    predicted_load_s=max(i.predicted_load_s for i in items),
+                    predicted_mem_gb=max(i.predicted_mem_gb for i in items))
+
+
+def one_item_per_model(items_by_model: Mapping[str, Sequence[WorkItem]]) -> list[WorkItem]:
+    """Each model's items merged into one (one load per model), in the mapping's order."""
+    return [merge_items(items) for items in items_by_model.values() if items]
+
+
+def lpt_makespan(lengths: Iterable[float], n_devices: int) -> float:
+    """The makespan of longest-first list scheduling of `lengths` on `n_devices` identical devices."""
+    if n_devices < 1:
+        raise ValueError(f"need at least one device, got {n_devices}")
+    loads = [0.0] * n_devices
+    for length in sorted(lengths, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + length)
+    return max(loads)
+
+
+def _noisy_runtimes(models: Mapping[str, _ModelSplits]) -> list[dict[str, list[float]]]:
+    """Draws of every task's runtime with `RUNTIME_NOISE` error (a fixed seed: grouping stays deterministic)."""
+    rng = random.Random(0)
+    tasks = sum(len(s.items) for s in models.values())
+    draws = max(_MIN_DRAWS, min(_MAX_DRAWS, _DRAW_BUDGET // tasks))
+    return [{m: [i.predicted_runtime_s * rng.lognormvariate(0.0, RUNTIME_NOISE) for i in s.items]
+             for m, s in models.items()} for _ in range(draws)]
+
+
+def _expected_makespan(models: Mapping[str, _ModelSplits], parts: Mapping[str, list[list[int]]], n_devices: int,
+                       noisy: Sequence[Mapping[str, list[float]]]) -> float:
+    """The mean makespan of dynamic LPT (longest predicted first, on the first free device) over `noisy` draws."""
+    order = sorted(((models[m].load_s + sum(models[m].items[i].predicted_runtime_s for i in b), m, b)
+                    for m in parts for b in parts[m]), key=lambda p: -p[0])
+    total = 0.0
+    for draw in noisy:
+        free = [0.0] * n_devices
+        for _, model, piece in order:
+            runtimes = draw[model]
+            heapq.heappush(free, heapq.heappop(free) + models[model].load_s + sum(runtimes[i] for i in piece))
+        total += max(free)
+    return total / len(noisy)
+
+
+def _score(lengths: Sequence[float], n_devices: int) -> float:
+    """The makespan to expect: longest-first on predictions, or the longest piece once it runs `PIECE_NOISE` late."""
+    return max(lpt_makespan(lengths, n_devices), (1 + PIECE_NOISE) * max(lengths))
+
+
+class _ModelSplits:
+    """The ways to cut one model's tasks into k pieces (longest task first into the emptiest piece), memoised."""
+
+    def __init__(self, items: Sequence[WorkItem]) -> None:
+        self.items = list(items)
+        self.load_s = max(i.predicted_load_s for i in items)
+        self.work_s = sum(i.predicted_runtime_s for i in items)
+        self._bins: dict[int, list[list[int]]] = {}
+
+    def bins(self, k: int) -> list[list[int]]:
+        """Task indexes of each of k pieces, each in profile order, pieces ordered by their first task."""
+        if k not in self._bins:
+            order = sorted(range(len(self.items)), key=lambda i: (-self.items[i].predicted_runtime_s, i))
+            heap = [(0.0, b) for b in range(k)]
+            bins: list[list[int]] = [[] for _ in range(k)]
+            for index in order:
+                total, b = heapq.heappop(heap)
+                bins[b].append(index)
+                heapq.heappush(heap, (total + self.items[index].predicted_runtime_s, b))
+            self._bins[k] = sorted((sorted(b) for b in bins if b), key=lambda b: b[0])
+        return self._bins[k]
+
+    def lengths(self, k: int) -> list[float]:
+        """Predicted length of each of the k pieces, each paying the load."""
+        return [self.load_s + sum(self.items[i].predicted_runtime_s for i in b) for b in self.bins(k)]
+
+    def pieces_under(self, cap: float) -> int:
+        """The fewest pieces whose lengths all stay under `cap` (all tasks apart when none do)."""
+        n = len(self.items)
+        if cap <= self.load_s:
+            return n
+        k = min(n, max(1, math.ceil(self.work_s / (cap - self.load_s))))
+        while k < n and max(self.lengths(k)) > cap:
+            k += 1
+        return k
+
+
+def _pack(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], n_devices: int,
+          target_s: float) -> dict[str, list[list[int]]] | None:
+    """Cut models into pieces that fill `n_devices` devices of `target_s` seconds each, or None when they can't.
+
+    Longest model first: it goes whole into the tightest device that holds it; when none does, a piece of it
+    (its load plus the longest tasks that still fit) fills the emptiest device, and the rest goes on the same way.
+    This is McNaughton's wrap-around rule, with task boundaries as the only cut points and a load paid per piece.
+    """
+    free = [target_s] * n_devices
+    parts: dict[str, list[list[int]]] = {}
+    for model in sorted(models, key=lambda m: -(models[m].load_s + models[m].work_s)):
+        split = models[model]
+        runtime = [i.predicted_runtime_s for i in split.items]
+        remaining = sorted(range(len(runtime)), key=lambda i: (-runtime[i], i))
+        pieces: list[list[int]] = []
+        while remaining:
+            length = split.load_s + sum(runtime[i] for i in remaining)
+            holding = [d for d in range(n_devices) if free[d] >= length - 1e-9]
+            if holding:
+                device = min(holding, key=free.__getitem__)
+                free[device] -= length
+                pieces.append(sorted(remaining))
+                break
+            if not can_split[model]:
+                return None
+            device = max(range(n_devices), key=free.__getitem__)
+            room = free[device] - split.load_s
+            taken = []
+            for index in remaining:
+                if runtime[index] <= room + 1e-9:
+                    taken.append(index)
+                    room -= runtime[index]
+            if not taken:
+                return None
+            free[device] = room
+            pieces.append(sorted(taken))
+            chosen = set(taken)
+            remaining = [i for i in remaining if i not in chosen]
+        parts[model] = sorted(pieces, key=lambda p: p[0])
+    return parts
+
+
+def _packed_options(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], n_devices: int,
+                    low_s: float, high_s: float) -> list[dict[str, list[list[int]]]]:
+    """Packings at the smallest per-device target that packs (found by bisection), and a little above it."""
+    if _pack(models, can_split, n_devices, high_s) is None:
+        return []
+    for _ in range(_BISECTIONS):
+        middle = (low_s + high_s) / 2
+        if _pack(models, can_split, n_devices, middle) is None:
+            low_s = middle
+        else:
+            high_s = middle
+    packs = (_pack(models, can_split, n_devices, high_s * (1 + slack)) for slack in _TARGET_SLACKS)
+    return [p for p in packs if p is not None]
+
+
+def _critical_pieces(models: Mapping[str, _ModelSplits], parts: Mapping[str, list[list[int]]],
+                     n_devices: int) -> tuple[float, list[tuple[str, int]]]:
+    """`_score` of `parts`, and the pieces (model, index) that make it: the longest, or those on the device that
+    finishes last."""
+    pieces = sorted(((models[m].load_s + sum(models[m].items[i].predicted_runtime_s for i in b), m, k)
+                     for m in parts for k, b in enumerate(parts[m])), key=lambda p: (-p[0], p[1], p[2]))
+    devices: list[tuple[float, int]] = [(0.0, d) for d in range(n_devices)]
+    held: list[list[tuple[float, str, int]]] = [[] for _ in range(n_devices)]
+    for piece in pieces:
+        end, device = heapq.heappop(devices)
+        held[device].append(piece)
+        heapq.heappush(devices, (end + piece[0], device))
+    end, last = max(devices)
+    critical = [(m, k) for _, m, k in sorted(held[last], reverse=True)]
+    longest = pieces[0][0]
+    if (1 + PIECE_NOISE) * longest > end:  # the longest piece is what to cut, wherever it runs
+        return (1 + PIECE_NOISE) * longest, [(pieces[0][1], pieces[0][2]), *critical]
+    return end, critical
+
+
+def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], parts: dict[str, list[list[int]]],
+            n_devices: int, budget: int) -> dict[str, list[list[int]]]:
+    """Halve a piece that makes the `_score` (the longest, or one on the device that finishes last) while that
+    lowers it.
+
+    Longest-first scheduling can stack a few large pieces on one device (a packing it did not choose); cutting one
+    of them gives it smaller pieces to balance with.
+    """
+    makespan, critical = _critical_pieces(models, parts, n_devices)
+    for _ in range(min(_REFINE_STEPS, budget - sum(len(p) for p in parts.values()))):
+        for model, index in critical:
+            piece = parts[model][index]
+            if not can_split[model] or len(piece) < 2:
+                continue
+            halves = _ModelSplits([models[model].items[i] for i in piece]).bins(2)
+            trial = dict(parts)
+            trial[model] = sorted([b for k, b in enumerate(parts[model]) if k != index]
+                                  + [[piece[i] for i in half] for half in halves], key=lambda b: b[0])
+            trial_makespan, trial_critical = _critical_pieces(models, trial, n_devices)
+            if trial_makespan < makespan * (1 - 1e-6):
+                parts, makespan, critical = trial, trial_makespan, trial_critical
+                break
+        else:
+            break
+    return parts
+
+
+def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
+               splittable: Callable[[str], bool] | None = None) -> list[WorkItem]:
+    """Group each model's (model, task) items into as few jobs as keep the predicted makespan short.
+
+    See the module docstring for the rule.
+
+    Args:
+        items_by_model: One item per (model, task), each with the model's load time, by model in profile order.
+        n_devices: Devices the run will use.
+        splittable: Whether a model may be split into several jobs; every model may by default.
+
+    Returns:
+        The jobs, models in the mapping's order and each model's pieces in task order.
+    """
+    if n_devices < 1:
+        raise ValueError(f"need at least one device, got {n_devices}")
+    models = {m: _ModelSplits(items) for m, items in items_by_model.items() if items}
+    if not models:
+        return []
+    can_split = {m: (splittable(m) if splittable else True) and len(s.items) > 1 for m, s in models.items()}
+
+    def quick_score(parts: Mapping[str, list[list[int]]]) -> float:
+        return _score([s.load_s + sum(s.items[i].predicted_runtime_s for i in b)
+                       for m, s in models.items() for b in parts[m]], n_devices)
+
+    whole = {m: s.bins(1) for m, s in models.items()}
+    longest = max(s.load_s + s.work_s for s in models.values())
+    share = sum(s.load_s + s.work_s for s in models.values()) / n_devices
+    # No split can beat the longest single task's piece: the makespan is at least that long anyway.
+    unavoidable = max(s.load_s + max(i.predicted_runtime_s for i in s.items) for s in models.values())
+    budget = math.floor(LOAD_BUDGET * (len(models) + n_devices))
+    candidates = [whole]
+    if any(can_split.values()):
+        floor = max(_CAP_FLOOR * share, unavoidable)
+        cap = longest * _CAP_STEP
+        while cap > floor:
+            candidates.append({m: s.bins(s.pieces_under(cap) if can_split[m] else 1) for m, s in models.items()})
+            cap *= _CAP_STEP
+        candidates += _packed_options(models, can_split, n_devices, max(share, unavoidable), quick_score(whole))
+        # Refining is the costly step: only the most promising few get it.
+        below_budget = (c for c in candidates[1:] if sum(map(len, c.values())) < budget)
+        promising = sorted(below_budget, key=quick_score)[:_REFINED]
+        candidates += [_refine(models, can_split, c, n_devices, budget) for c in promising]
+    within = [c for c in candidates if sum(len(p) for p in c.values()) <= budget]
+    # Simulating noise is the costly part: only the best few by the quick score, and one per model, get it.
+    finalists = [whole, *sorted(within[1:], key=quick_score)[:_FINALISTS]]
+    noisy = _noisy_runtimes(models)
+    options = [(_expected_makespan(models, c, n_devices, noisy), sum(len(p) for p in c.values()), c)
+               for c in finalists]
+    best = min(o[0] for o in options)
+    # Fewest pieces among the near-best; on equal counts one per model, then the better quick score, wins.
+    _, _, chosen = min((o for o in options if o[0] <= best * (1 + MIN_GAIN)), key=lambda o: o[1])
+    return [merge_items([s.items[i] for i in b]) for m, s in models.items() for b in chosen[m]]

@@ -1,0 +1,164 @@
+"""Where a job may go: how many GPUs its weights need, whether it fits a device now, and when sharing one pays.
+
+Everything here reasons on predictions only. Memory is checked against the predicted peak (the quantile the predictor
+gives) plus a margin that grows with what already runs on the device, because prediction errors of jobs sharing a
+device add up.
+
+Co-location model: jobs sharing one GPU share its compute. Each of `n` small jobs on one device runs
+`1 + 0.6 * (n - 1)` times slower than alone, so two together take 1.6x as long each but finish both in 1.6 units
+instead of 2 (1.25x the throughput). That only holds for small models, whose batches leave the GPU's compute idle; a
+large model already saturates it, so sharing would only stretch both jobs, and a sharded (multi-GPU) job owns its
+devices. Sharing also stretches the jobs involved, which costs makespan when they are the last to finish: it pays
+only while the rest of the queue keeps every device busy for longer than the stretched jobs take.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from spectrabench.planning.schedule import SlotState, WorkItem
+
+_BYTES_PER_GIB = 1024**3
+# Weights may use this share of a device; the rest is for activations, KV cache and the CUDA context.
+WEIGHT_FRACTION = 0.85
+# Above this size a model's batches keep a GPU's compute busy on their own: sharing gives no throughput.
+SMALL_MODEL_B = 3.0
+# Extra slowdown each additional job sharing a GPU inflicts on every job there (small models).
+SHARING_SLOWDOWN = 0.6
+# More sharers add little throughput (n / slowdown flattens) while their memory errors add up.
+MAX_SHARING = 2
+# Memory margin: a share of the predicted peaks on the device (this job's and those running) plus a constant.
+MARGIN_FRACTION = 0.15
+MARGIN_GB = 0.5
+
+
+class Running(NamedTuple):
+    """An item running on a device, with its predicted time left."""
+
+    item: WorkItem
+    remaining_s: float
+
+
+def gpus_needed(params_b: float, dtype_bytes: float, device_mem_gb: float) -> int:
+    """How many devices a model's weights must be sharded over.
+
+    Weights take `params_b * 1e9 * dtype_bytes` bytes and may fill at most `WEIGHT_FRACTION` of each device
+    (memory in GiB, as `DeviceSpec` reports it), leaving the rest for activations and the KV cache.
+
+    Args:
+        params_b: Parameters, in billions.
+        dtype_bytes: Bytes per parameter (2 for bf16/fp16, 4 for fp32, 1 for int8).
+        device_mem_gb: Total memory of one device, in GiB.
+
+    Returns:
+        The smallest k >= 1 whose k devices hold the weights with that headroom.
+
+    Raises:
+        ValueError: A size is not positive.
+    """
+    if params_b <= 0 or dtype_bytes <= 0 or device_mem_gb <= 0:
+        raise ValueError(f"sizes must be positive: params_b={params_b}, dtype_bytes={dtype_bytes}, "
+                         f"device_mem_gb={device_mem_gb}")
+    weights_gib = params_b * 1e9 * dtype_bytes / _BYTES_PER_GIB
+    # The epsilon keeps an exact fit (e.g. 2.0000000001 from float rounding) from asking for a spare device.
+    return max(1, math.ceil(weights_gib / (WEIGHT_FRACTION * device_mem_gb) - 1e-9))
+
+
+def colocation_slowdown(n_sharing: int) -> float:
+    """How many times slower each of `n_sharing` small jobs on one GPU runs than it would alone.
+
+    `1 + 0.6 * (n - 1)`: 1.0 alone, 1.6 each for two (1.25x the throughput of running them one after the other).
+
+    Raises:
+        ValueError: `n_sharing` < 1.
+    """
+    if n_sharing < 1:
+        raise ValueError(f"a device is shared by at least one job, got {n_sharing}")
+    return 1.0 + SHARING_SLOWDOWN * (n_sharing - 1)
+
+
+def per_device_mem_gb(item: WorkItem) -> float:
+    """The predicted peak one device needs for `item`: a sharded item's peak is spread evenly over its devices."""
+    return item.predicted_mem_gb / max(1, item.gpus)
+
+
+def memory_margin_gb(slot: SlotState, item: WorkItem, fraction: float = MARGIN_FRACTION,
+                     constant_gb: float = MARGIN_GB) -> float:
+    """The memory to keep free beyond `item`'s predicted peak when starting it on `slot`.
+
+    It covers the prediction error of this item and of those already running there, whose errors add up.
+    """
+    used = max(0.0, slot.total_mem_gb - slot.free_mem_gb)
+    return constant_gb + fraction * (per_device_mem_gb(item) + used)
+
+
+def largest_fitting_mem_gb(slot: SlotState, fraction: float = MARGIN_FRACTION,
+                           constant_gb: float = MARGIN_GB) -> float:
+    """The largest per-device predicted peak that `fits` `slot` with `memory_margin_gb` to spare.
+
+    Solves `m + constant + fraction * (m + used) <= free` for m, so a scheduler can skip whole groups of items
+    that cannot fit without asking about each.
+    """
+    used = max(0.0, slot.total_mem_gb - slot.free_mem_gb)
+    return (slot.free_mem_gb - constant_gb - fraction * used) / (1.0 + fraction)
+
+
+def fits(slot: SlotState, item: WorkItem, margin_gb: float) -> bool:
+    """Whether `item`'s predicted per-device peak plus `margin_gb` is within `slot`'s free memory."""
+    return per_device_mem_gb(item) + margin_gb <= slot.free_mem_gb
+
+
+def can_share(item: WorkItem) -> bool:
+    """Whether `item` may share a GPU at all: small enough to leave compute idle, and on a single device."""
+    return item.gpus == 1 and item.params_b <= SMALL_MODEL_B
+
+
+def predicted_length_s(item: WorkItem) -> float:
+    """A cold start's predicted wall time: load plus evaluation."""
+    return item.predicted_runtime_s + item.predicted_load_s
+
+
+def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_work_s: float,
+                    n_devices: int) -> bool:
+    """Whether adding a job of `item_s` seconds next to jobs with `running_remaining_s` left shortens the run.
+
+    Sharing raises throughput, but it stretches the new job by `colocation_slowdown(n)` and the running ones by
+    `colocation_slowdown(n) / colocation_slowdown(n - 1)`. That is harmless while the rest of the queue keeps every
+    device busy for longer (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail.
+    """
+    n = len(running_remaining_s) + 1
+    if n > MAX_SHARING or n / colocation_slowdown(n) <= 1.0:
+        return False
+    stretch = colocation_slowdown(n) / colocation_slowdown(n - 1)
+    longest = max([item_s * colocation_slowdown(n)] + [r * stretch for r in running_remaining_s])
+    return longest <= queued_work_s / max(1, n_devices)
+
+
+def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], *, running: Sequence[Running] = (),
+                    n_devices: int = 1, item_s: float | None = None, queued_work_s: float | None = None) -> bool:
+    """Whether starting `item` on `slot` next to what runs there pays (see the module docstring).
+
+    An empty slot is no co-location: always True. Otherwise every job involved must be able to share, each job
+    running there must be known (in `running`), and `colocation_pays` must hold.
+
+    Args:
+        item: The candidate.
+        slot: The device, possibly busy.
+        queue: What waits to run (used for the queued work when `queued_work_s` is not given).
+        running: The items running on `slot` with their predicted time left.
+        n_devices: Devices in the pool.
+        item_s: The candidate's (corrected) predicted length; its cold predicted length by default.
+        queued_work_s: The queue's (corrected) predicted work without the candidate, when the caller keeps it.
+    """
+    if not slot.running:
+        return True
+    if len(running) != len(slot.running) or len(slot.running) + 1 > MAX_SHARING:
+        return False
+    if not can_share(item) or not all(can_share(r.item) for r in running):
+        return False
+    length = predicted_length_s(item) if item_s is None else item_s
+    if queued_work_s is None:
+        queued_work_s = sum(predicted_length_s(q) for q in queue if q.key != item.key)
+    return colocation_pays(length, [r.remaining_s for r in running], queued_work_s, n_devices)

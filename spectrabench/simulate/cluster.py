@@ -1,0 +1,354 @@
+"""A discrete-event replay of a policy on a device pool, against the truth model.
+
+Whenever a device can take more work, the policy is asked what to start on it, seeing only predictions and a
+`SlotState` whose free memory is the device's total minus the *predicted* peaks of what runs there. The
+attempt then costs what the truth says: it loads (warm when the device ran the same model just before), and
+runs; several attempts on one device share it, each slowed by the truth's co-location factor, re-rated
+whenever one starts or ends. If the attempt's *true* peak exceeds the device's true free memory it dies of
+OOM after its load and a tenth of its runtime, and is retried at half the batch at the front of the queue, as
+the real driver does (at batch 1 with neighbours, it is retried alone; alone at batch 1 it fails). A finished
+item's actual runtime goes back to the policy through `observe`.
+
+The lower bound is one no schedule can beat under this truth, whatever the policy: the total device time
+every item needs at the most efficient sharing allowed, over the devices; the longest item alone; and, with
+more items than devices, the two smallest of the G + 1 largest items, since two of them share a device.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.schedule import Policy, SlotState, WorkItem
+from spectrabench.simulate.specs import hardware_for
+from spectrabench.simulate.truth import DEFAULT_TRUTH, SimJob, TruthConfig, colocation_slowdown, load_seconds, true_cost
+
+TruthFor = Mapping[str, SimJob] | Callable[[WorkItem], SimJob]
+
+_DONE_EPS = 1e-9
+
+
+class Segment(NamedTuple):
+    """One attempt on one device: when it ran, with which batch, and how it ended ("ok" or "oom")."""
+
+    key: str
+    model: str
+    start_s: float
+    end_s: float
+    attempt: int
+    batch_size: int
+    outcome: str
+    warm: bool
+
+
+class SimResult(NamedTuple):
+    """What a simulated run did.
+
+    Attributes:
+        policy: The policy's name.
+        makespan_s: When the last attempt ended.
+        lower_bound_s: No schedule can finish the completed items sooner under this truth.
+        oom_count: Attempts that died of OOM.
+        model_loads: Cold loads (weights read from disk).
+        warm_loads: Loads of the model the device ran just before (page cache).
+        utilisation: Device-time with at least one attempt running, over devices x makespan.
+        per_device_timeline: Each device's attempts in start order, by device id.
+        completed: Items that finished.
+        failed: Keys of items that gave up (OOM alone at batch 1, or too many attempts).
+        unplaced: Keys of items the policy never started (it declined every idle device).
+    """
+
+    policy: str
+    makespan_s: float
+    lower_bound_s: float
+    oom_count: int
+    model_loads: int
+    warm_loads: int
+    utilisation: float
+    per_device_timeline: dict[str, list[Segment]]
+    completed: int
+    failed: tuple[str, ...]
+    unplaced: tuple[str, ...]
+
+    @property
+    def ratio(self) -> float:
+        """Makespan over the lower bound (>= 1; 1 is a perfect schedule)."""
+        return self.makespan_s / self.lower_bound_s if self.lower_bound_s > 0 else 1.0
+
+
+@dataclass
+class _Attempt:
+    item: WorkItem
+    job: SimJob
+    number: int
+    start: float
+    remaining: float  # seconds of solo work left
+    runtime_share: float  # runtime / (load + runtime) of this attempt, to report the runtime part to `observe`
+    held_gb: float  # true memory it holds
+    oom: bool
+    warm: bool
+    crowded: bool  # other attempts ran on the device when it started
+    rate: float = 1.0
+
+
+@dataclass
+class _Device:
+    spec: DeviceSpec
+    running: list[_Attempt] = field(default_factory=list)
+    last_model: str | None = None
+    busy_since: float = 0.0
+    busy_s: float = 0.0
+    timeline: list[Segment] = field(default_factory=list)
+
+
+class _Run:
+    """The mutable state of one simulation."""
+
+    def __init__(self, items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec],
+                 policy: Policy, seed: int, truth: TruthConfig, max_per_device: int, oom_waste: float,
+                 max_attempts: int) -> None:
+        self.truth_of = (lambda item: truth_for[item.key]) if isinstance(truth_for, Mapping) else truth_for
+        self.devices = [_Device(d) for d in devices]
+        self.policy, self.seed, self.truth = policy, seed, truth
+        self.max_per_device, self.oom_waste, self.max_attempts = max_per_device, oom_waste, max_attempts
+        self.queue: list[WorkItem] = list(items)
+        self.view: tuple[WorkItem, ...] | None = None  # the queue as the policy sees it, rebuilt after changes
+        self.batch = {item.key: self.truth_of(item).batch_size for item in items}
+        self.attempts = dict.fromkeys(self.batch, 0)
+        self.now = 0.0
+        self.oom_count = self.cold = self.warm = 0
+        self.completed: list[str] = []
+        self.failed: list[str] = []
+
+    def rng(self, key: str) -> random.Random:
+        # One generator per item and seed: every attempt of an item draws the same luck (see truth.true_cost).
+        return random.Random(f"{self.seed}/{key}")
+
+    def dispatch(self) -> None:
+        for device in self.devices:
+            while self.queue and len(device.running) < self.max_per_device:
+                if self.view is None:
+                    self.view = tuple(self.queue)
+                predicted = sum(a.item.predicted_mem_gb for a in device.running)
+                slot = SlotState(device_id=device.spec.id, total_mem_gb=device.spec.total_mem_gb,
+                                 free_mem_gb=device.spec.total_mem_gb - predicted,
+                                 running=tuple(a.item.key for a in device.running), last_model=device.last_model)
+                pick = self.policy.pick(self.view, slot, self.now)
+                if pick is None:
+                    break
+                queued = next((i for i, item in enumerate(self.queue) if item.key == pick.key), None)
+                if queued is None:
+                    raise ValueError(f"policy {self.policy.name!r} picked '{pick.key}', which is not queued")
+                self.start(self.queue.pop(queued), device)
+                self.view = None
+
+    def start(self, item: WorkItem, device: _Device) -> None:
+        job = self.truth_of(item)._replace(batch_size=self.batch[item.key])
+        self.attempts[item.key] += 1
+        warm = device.last_model == item.model
+        cost = true_cost(job, device.spec, 1, self.rng(item.key), config=self.truth, warm=warm)
+        free = device.spec.total_mem_gb - sum(a.held_gb for a in device.running)
+        oom = cost.peak_mem_gb > free
+        runtime = cost.runtime_s * (self.oom_waste if oom else 1.0)
+        work = cost.load_s + runtime
+        if warm:
+            self.warm += 1
+        else:
+            self.cold += 1
+        if not device.running:
+            device.busy_since = self.now
+        device.running.append(_Attempt(item, job, self.attempts[item.key], self.now, work,
+                                       runtime / work if work > 0 else 0.0,
+                                       max(0.0, min(cost.peak_mem_gb, free)), oom, warm, bool(device.running)))
+        device.last_model = item.model
+        self.rerate(device)
+
+    def rerate(self, device: _Device) -> None:
+        k = len(device.running)
+        for attempt in device.running:
+            attempt.rate = 1.0 / colocation_slowdown(attempt.job, device.spec, k)
+
+    def advance(self) -> None:
+        """Move time to the next end of an attempt and settle every attempt that ends then."""
+        running = [(a, d) for d in self.devices for a in d.running]
+        first, _ = min(running, key=lambda pair: pair[0].remaining / pair[0].rate)
+        step = first.remaining / first.rate
+        self.now += step
+        ended: list[tuple[_Attempt, _Device]] = []
+        for attempt, device in running:
+            attempt.remaining -= step * attempt.rate
+            if attempt is first or attempt.remaining <= _DONE_EPS:
+                ended.append((attempt, device))
+        for attempt, device in ended:
+            self.finish(attempt, device)
+
+    def finish(self, attempt: _Attempt, device: _Device) -> None:
+        item = attempt.item
+        device.running.remove(attempt)
+        self.rerate(device)
+        if not device.running:
+            device.busy_s += self.now - device.busy_since
+        device.timeline.append(Segment(item.key, item.model, attempt.start, self.now, attempt.number,
+                                       attempt.job.batch_size, "oom" if attempt.oom else "ok", attempt.warm))
+        if not attempt.oom:
+            self.completed.append(item.key)
+            self.policy.observe(item, (self.now - attempt.start) * attempt.runtime_share)
+            return
+        self.oom_count += 1
+        batch = self.batch[item.key]
+        if self.attempts[item.key] >= self.max_attempts or (batch == 1 and not attempt.crowded):
+            self.failed.append(item.key)
+            return
+        if batch > 1:
+            self.batch[item.key] = batch // 2
+            retry = item
+        else:  # it fits alone at batch 1, perhaps: ask for the whole device
+            retry = item.model_copy(update={"predicted_mem_gb": max(item.predicted_mem_gb,
+                                                                    device.spec.total_mem_gb)})
+        self.queue.insert(0, retry)
+        self.view = None
+
+
+def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec], policy: Policy,
+             seed: int = 0, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4, oom_waste: float = 0.1,
+             max_attempts: int = 12) -> SimResult:
+    """Replay `policy` on `devices` until every item has finished, failed, or been left unplaced.
+
+    Args:
+        items: The queue, in the order the policy first sees it; keys must be unique, one GPU per item.
+        truth_for: The truth behind each item: a mapping by item key (`SimWorkload.jobs`) or a function.
+        devices: The pool (e.g. from `specs.parse_pool`).
+        policy: Decides what starts where; sees predictions only.
+        seed: Seeds the truth's noise; the same seed gives every item the same luck under any policy.
+        truth: Noise level and outliers of the truth.
+        max_per_device: Attempts that may share one device at once.
+        oom_waste: Share of its runtime an attempt spends before dying of OOM (after its full load).
+        max_attempts: Attempts per item before it is given up.
+
+    Returns:
+        Makespan, lower bound, OOMs, loads, utilisation and each device's timeline.
+    """
+    keys = [item.key for item in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("item keys must be unique")
+    if any(item.gpus != 1 for item in items):
+        raise ValueError("the simulator places one GPU per item; multi-GPU items are not supported")
+    if not devices:
+        raise ValueError("the pool has no devices")
+    if max_per_device < 1:
+        raise ValueError(f"max_per_device must be >= 1, got {max_per_device}")
+    run = _Run(items, truth_for, devices, policy, seed, truth, max_per_device, oom_waste, max_attempts)
+    while True:
+        run.dispatch()
+        if not any(d.running for d in run.devices):
+            break
+        run.advance()
+    done = set(run.completed)
+    bound = lower_bound([i for i in items if i.key in done], run.truth_of, devices, seed, truth=truth,
+                        max_per_device=max_per_device)
+    busy = sum(d.busy_s for d in run.devices)
+    return SimResult(
+        policy=policy.name, makespan_s=run.now, lower_bound_s=bound, oom_count=run.oom_count,
+        model_loads=run.cold, warm_loads=run.warm,
+        utilisation=busy / (len(run.devices) * run.now) if run.now > 0 else 0.0,
+        per_device_timeline={d.spec.id: sorted(d.timeline, key=lambda s: s.start_s) for d in run.devices},
+        completed=len(run.completed), failed=tuple(run.failed), unplaced=tuple(i.key for i in run.queue))
+
+
+def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob], devices: Sequence[DeviceSpec],
+                seed: int, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4) -> float:
+    """The shortest makespan any schedule of `items` could have on `devices` under the truth (same seed).
+
+    Each item counts its cheapest attempt on its best device: a warm load and its runtime at whichever batch
+    (the original or a halving) is fastest, alone, with the same noise `simulate` draws for it. Sharing a device
+    lets k items progress at `k / slowdown` times the speed of one, so an item occupies at least
+    `min(1, slowdown(K) / K)` of a device while it runs (K = `max_per_device`). Each model pays one cold load.
+
+    Args:
+        items: The items that must run.
+        truth_of: The truth behind an item.
+        devices: The pool.
+        seed: The seed `simulate` used.
+        truth: The noise `simulate` used.
+        max_per_device: The sharing cap `simulate` used.
+    """
+    if not items:
+        return 0.0
+    kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
+    occupied: list[float] = []
+    longest = 0.0
+    cold_extra: dict[str, float] = {}
+    for item in items:
+        base = truth_of(item)
+        best_occupied = best_alone = extra = float("inf")
+        for device in kinds:
+            share = min(1.0, colocation_slowdown(base, device, max_per_device) / max_per_device)
+            alone = float("inf")
+            batch = base.batch_size
+            while True:
+                cost = true_cost(base._replace(batch_size=batch), device, 1, random.Random(f"{seed}/{item.key}"),
+                                 config=truth, warm=True)
+                alone = min(alone, cost.load_s + cost.runtime_s)
+                if batch == 1:
+                    break
+                batch //= 2
+            # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
+            noise = cost.load_s / load_seconds(base, device, warm=True)
+            cold_gap = (load_seconds(base, device, warm=False) - load_seconds(base, device, warm=True)) * noise
+            best_alone = min(best_alone, alone)
+            best_occupied = min(best_occupied, alone * share)
+            extra = min(extra, cold_gap * share)
+        occupied.append(best_occupied)
+        longest = max(longest, best_alone)
+        cold_extra[item.model] = min(cold_extra.get(item.model, float("inf")), extra)
+    g = len(devices)
+    total = (sum(occupied) + sum(cold_extra.values())) / g
+    pair = 0.0
+    if len(occupied) > g:
+        ranked = sorted(occupied, reverse=True)
+        pair = ranked[g - 1] + ranked[g]
+    return max(total, longest, pair)
+
+
+class FifoPolicy:
+    """The first queued item whose predicted peak fits the slot's free memory; an idle device takes the head.
+
+    Args:
+        colocate: Start items next to running ones when they fit; False runs one item per device at a time.
+    """
+
+    def __init__(self, colocate: bool = True) -> None:
+        self.colocate = colocate
+        self.name = "fifo" if colocate else "fifo-exclusive"
+
+    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
+        """See `Policy.pick`."""
+        if slot.running and not self.colocate:
+            return None
+        fits = next((item for item in queue if item.predicted_mem_gb <= slot.free_mem_gb), None)
+        if fits is None and not slot.running and queue:
+            return queue[0]  # too big for any prediction: let it try alone rather than never run
+        return fits
+
+    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
+        """FIFO learns nothing."""
+
+
+class LongestFirstPolicy(FifoPolicy):
+    """Like `FifoPolicy`, but the fitting item with the longest predicted load + runtime goes first (LPT)."""
+
+    def __init__(self, colocate: bool = True) -> None:
+        super().__init__(colocate)
+        self.name = "lpt" if colocate else "lpt-exclusive"
+
+    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
+        """See `Policy.pick`."""
+        if slot.running and not self.colocate:
+            return None
+        fitting = [item for item in queue if item.predicted_mem_gb <= slot.free_mem_gb]
+        if fitting:
+            return max(fitting, key=lambda item: item.predicted_load_s + item.predicted_runtime_s)
+        return queue[0] if queue and not slot.running else None

@@ -1,0 +1,201 @@
+"""Simulated workloads: a profile's (model, task) pairs as work items with predictions, and their hidden truth.
+
+Each item carries what a policy may see (`WorkItem`: predicted runtime, load and memory), and `SimWorkload.jobs`
+holds what only the simulator may use (`SimJob`: the truth model's inputs). Predictions are the truth's
+noiseless expectation on a reference device, bent by prediction errors that look like a real predictor's: a
+part shared by every job of the same model, a part shared by every job of the same task, and a part of the
+pair's own (each a third of the variance), so a policy that learns from finished jobs has something to learn.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from spectrabench.catalog import task_facts
+from spectrabench.errors import UserError
+from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.schedule import WorkItem
+from spectrabench.profiles import ModelSpec, Profile, TaskSpec
+from spectrabench.simulate.truth import SimJob, SimTask, expected_cost, true_vocab
+
+_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "auto": 2}
+_KEY_SEPARATOR = "/"
+_TASK_JOINER = "+"
+
+
+class SimWorkload(NamedTuple):
+    """Work items in profile order, the truth behind each (by item key), and the device predictions are for."""
+
+    items: list[WorkItem]
+    jobs: dict[str, SimJob]
+    reference: DeviceSpec
+
+
+class _Errors:
+    """Seeded log-space prediction errors, split into model, task and pair parts of equal variance."""
+
+    def __init__(self, seed: int, what: str, sigma: float) -> None:
+        self.seed, self.what, self.part = seed, what, sigma / math.sqrt(3)
+
+    def _draw(self, *names: str) -> float:
+        # A generator per name keeps one model's error the same whatever else the profile contains.
+        return random.Random(_KEY_SEPARATOR.join((str(self.seed), self.what, *names))).gauss(0.0, self.part)
+
+    def factor(self, model: str, task: str | None = None) -> float:
+        """exp(model part [+ task part + pair part]): for a load only the model part applies."""
+        log = self._draw("model", model)
+        if task is not None:
+            log += self._draw("task", task) + self._draw("pair", model, task)
+        return math.exp(log)
+
+
+def sim_task(task: TaskSpec, limit: int | None) -> SimTask:
+    """The truth's view of one profile task, from the catalog's facts.
+
+    Args:
+        task: The profile task (its shots are used).
+        limit: Documents per task, or None for all.
+
+    Raises:
+        UserError: The catalog has no facts for the task, so its size is unknown.
+    """
+    facts = task_facts(task.harness_name)
+    if facts is None:
+        raise UserError(f"task '{task.name}' ({task.harness_name}) is not in the catalog, so it cannot be simulated",
+                        hint="simulate profiles of catalog tasks (e.g. standard or extended)")
+    documents = min(facts.documents, limit) if limit is not None else facts.documents
+    return SimTask(name=facts.lm_eval_task, request_type=facts.request_type, documents=documents,
+                   requests=round(documents * facts.choices_per_doc), prompt_tokens=facts.prompt_tokens(task.shots),
+                   max_gen_toks=facts.max_gen_toks, subtasks=facts.subtasks)
+
+
+def item_key(model: str, tasks: Sequence[str]) -> str:
+    """The key of the item that runs `tasks` of `model`, e.g. "qwen3-8b/mmlu" or "qwen3-8b/mmlu+gsm8k"."""
+    return f"{model}{_KEY_SEPARATOR}{_TASK_JOINER.join(tasks)}"
+
+
+def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, runtime_noise: float = 0.3,
+                   memory_noise: float = 0.1, memory_scale: float = 1.0, batch_size: int | None = None,
+                   limit: int | None = None, fit_margin: float | None = None) -> SimWorkload:
+    """One item per (model, task) of `profile`, with predictions for `reference` and the truth behind them.
+
+    Args:
+        profile: Models x tasks; every task must be in the catalog.
+        reference: The device the predictions are made for (a policy sees one prediction per item).
+        seed: Seeds the prediction errors; the same seed gives the same predictions.
+        runtime_noise: Lognormal sigma of the runtime and load prediction errors (0 = perfect predictions).
+        memory_noise: Lognormal sigma of the peak-memory prediction error, drawn separately.
+        memory_scale: Multiplies every predicted peak: below 1 the predictor underestimates memory (OOMs follow).
+        batch_size: Batch size of every job; the profile's by default.
+        limit: Documents per task; the profile's by default (None = all).
+        fit_margin: When given, size batches as the planner does: halve each job's batch until its *predicted*
+            peak leaves this share of the reference device's memory free (or the batch is 1).
+
+    Returns:
+        Items in profile order (models outer, tasks inner), keyed `model/task`.
+    """
+    batch = batch_size if batch_size is not None else profile.batch_size
+    docs = limit if limit is not None else profile.limit
+    if batch < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch}")
+    runtime_errors = _Errors(seed, "runtime", runtime_noise)
+    load_errors = _Errors(seed, "load", runtime_noise)
+    memory_errors = _Errors(seed, "memory", memory_noise)
+    tasks = [(task, sim_task(task, docs)) for task in profile.tasks]
+    items: list[WorkItem] = []
+    jobs: dict[str, SimJob] = {}
+    for model in profile.models:
+        load = None
+        for task, truth_task in tasks:
+            key = item_key(model.name, [task.name])
+            mem_error = memory_errors.factor(model.name, task.name) * memory_scale
+            job = _sim_job(key, model, (truth_task,), batch)
+            expected = expected_cost(job, reference)
+            while (fit_margin is not None and job.batch_size > 1
+                   and expected.peak_mem_gb * mem_error > (1 - fit_margin) * reference.total_mem_gb):
+                job = job._replace(batch_size=job.batch_size // 2)
+                expected = expected_cost(job, reference)
+            if load is None:  # one load prediction per model: the same weights whatever the task
+                load = expected.load_s * load_errors.factor(model.name)
+            items.append(WorkItem(
+                key=key, model=model.name, tasks=(task.name,), params_b=model.params_b,
+                predicted_runtime_s=expected.runtime_s * runtime_errors.factor(model.name, task.name),
+                predicted_load_s=load, predicted_mem_gb=expected.peak_mem_gb * mem_error))
+            jobs[key] = job
+    return SimWorkload(items, jobs, reference)
+
+
+def _sim_job(key: str, model: ModelSpec, tasks: tuple[SimTask, ...], batch: int) -> SimJob:
+    return SimJob(key=key, model=model.name, params_b=model.params_b, dtype_bytes=_DTYPE_BYTES[model.dtype],
+                  vocab=true_vocab(model.pretrained or model.name), tasks=tasks, batch_size=batch)
+
+
+def group_items(workload: SimWorkload, groups: Iterable[Sequence[str]]) -> SimWorkload:
+    """Merge items of one model into single items: one worker, one load, the tasks one after another.
+
+    A merged item's predicted runtime is the sum of its parts', its load and memory the largest of theirs; its
+    truth runs every task with the smallest batch of the parts. Items in no group stay as they are, and the
+    result keeps the workload's order (a group takes the place of its first member).
+
+    Args:
+        workload: From `build_workload` (or an earlier grouping).
+        groups: Lists of item keys; each list must name items of one model, and no key may appear twice.
+
+    Raises:
+        ValueError: A key is unknown or repeated, or a group mixes models.
+    """
+    by_key = {item.key: item for item in workload.items}
+    first_of: dict[str, list[WorkItem]] = {}
+    grouped: set[str] = set()
+    for group in groups:
+        missing = [key for key in group if key not in by_key]
+        if missing:
+            raise ValueError(f"no item '{missing[0]}' in the workload")
+        members = [by_key[key] for key in group]
+        if not members:
+            continue
+        if len({m.model for m in members}) > 1:
+            raise ValueError(f"a group mixes models: {sorted({m.model for m in members})}")
+        for member in members:
+            if member.key in grouped:
+                raise ValueError(f"item '{member.key}' is in two groups")
+            grouped.add(member.key)
+        first_of[members[0].key] = members
+    items: list[WorkItem] = []
+    jobs = dict(workload.jobs)
+    for item in workload.items:
+        if item.key in first_of:
+            merged, job = _merge(first_of[item.key], workload.jobs)
+            for member in first_of[item.key]:
+                jobs.pop(member.key)
+            items.append(merged)
+            jobs[merged.key] = job
+        elif item.key not in grouped:
+            items.append(item)
+    return SimWorkload(items, jobs, workload.reference)
+
+
+def group_by_model(workload: SimWorkload) -> SimWorkload:
+    """Every model's items merged into one item (one load per model), the coarsest grouping."""
+    models: dict[str, list[str]] = {}
+    for item in workload.items:
+        models.setdefault(item.model, []).append(item.key)
+    return group_items(workload, models.values())
+
+
+def _merge(members: list[WorkItem], jobs: dict[str, SimJob]) -> tuple[WorkItem, SimJob]:
+    first = members[0]
+    tasks = tuple(name for m in members for name in m.tasks)
+    key = item_key(first.model, tasks)
+    item = first.model_copy(update={
+        "key": key, "tasks": tasks,
+        "predicted_runtime_s": sum(m.predicted_runtime_s for m in members),
+        "predicted_load_s": max(m.predicted_load_s for m in members),
+        "predicted_mem_gb": max(m.predicted_mem_gb for m in members)})
+    truths = [jobs[m.key] for m in members]
+    job = truths[0]._replace(key=key, tasks=tuple(t for j in truths for t in j.tasks),
+                             batch_size=min(j.batch_size for j in truths))
+    return item, job

@@ -1,0 +1,113 @@
+"""Grouping: one job per model when that packs well, split pieces when one model would dominate."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from spectrabench.planning.grouping import LOAD_BUDGET, group_jobs, lpt_makespan, merge_items, one_item_per_model
+from spectrabench.planning.placement import predicted_length_s
+from spectrabench.planning.schedule import WorkItem
+
+
+def pairs(model: str, runtimes: list[float], load: float = 60.0, mems: list[float] | None = None,
+          params_b: float = 7.0) -> list[WorkItem]:
+    """One item per (model, task), the load repeated in each, as the grouping receives them."""
+    return [WorkItem(key=f"{model}/t{i}", model=model, tasks=(f"t{i}",), params_b=params_b,
+                     predicted_runtime_s=r, predicted_load_s=load,
+                     predicted_mem_gb=mems[i] if mems else 10.0) for i, r in enumerate(runtimes)]
+
+
+def makespan(items: list[WorkItem], n_devices: int) -> float:
+    return lpt_makespan([predicted_length_s(i) for i in items], n_devices)
+
+
+def assert_partition(groups: list[WorkItem], by_model: dict[str, list[WorkItem]]) -> None:
+    """Every (model, task) in exactly one group, no group empty or mixing models."""
+    seen = sorted((g.model, t) for g in groups for t in g.tasks)
+    assert seen == sorted((m, t) for m, items in by_model.items() for i in items for t in i.tasks)
+    assert all(g.tasks for g in groups)
+
+
+def test_merge_loads_once_and_keeps_the_largest_memory() -> None:
+    items = pairs("m", [10.0, 20.0, 30.0], load=50.0, mems=[4.0, 9.0, 6.0])
+    merged = merge_items(items)
+    assert merged.tasks == ("t0", "t1", "t2")
+    assert merged.predicted_runtime_s == 60.0
+    assert merged.predicted_load_s == 50.0
+    assert merged.predicted_mem_gb == 9.0
+    assert merged.key != items[0].key and merged.key == merge_items(items).key
+    assert merge_items(items[:1]) is items[0]
+    with pytest.raises(ValueError, match="different models"):
+        merge_items([*items, *pairs("n", [1.0])])
+    assert [g.model for g in one_item_per_model({"m": items, "n": pairs("n", [5.0])})] == ["m", "n"]
+
+
+def test_a_balanced_profile_gets_one_job_per_model() -> None:
+    by_model = {f"m{j}": pairs(f"m{j}", [50.0] * 10) for j in range(16)}
+    groups = group_jobs(by_model, 8)
+    assert [g.model for g in groups] == list(by_model)
+    assert all(len(g.tasks) == 10 for g in groups)
+    # Unequal models that pair up evenly on 2 devices stay whole too.
+    by_model = {"a": pairs("a", [100.0] * 6), "b": pairs("b", [50.0] * 12), "c": pairs("c", [30.0] * 10),
+                "d": pairs("d", [100.0] * 3)}
+    groups = group_jobs(by_model, 2)
+    assert len(groups) == 4
+    assert makespan(groups, 2) == 1020.0  # a + c, b + d: the ideal split
+
+
+def test_one_huge_model_on_8_devices_is_split_into_balanced_pieces() -> None:
+    by_model = {"huge": pairs("huge", [100.0] * 40)} | {f"s{j}": pairs(f"s{j}", [20.0] * 5) for j in range(7)}
+    whole = one_item_per_model(by_model)
+    groups = group_jobs(by_model, 8)
+    assert_partition(groups, by_model)
+    huge = [predicted_length_s(g) for g in groups if g.model == "huge"]
+    assert len(huge) >= 6
+    assert max(huge) <= 1.25 * min(huge)
+    ideal = sum(predicted_length_s(g) for g in groups) / 8
+    assert makespan(groups, 8) <= 1.05 * ideal
+    assert makespan(groups, 8) < 0.2 * makespan(whole, 8)
+    assert len(groups) <= LOAD_BUDGET * (len(by_model) + 8)
+
+
+def test_equal_models_that_pack_badly_are_split_a_little() -> None:
+    # 13 equal models on 8 devices take two full rounds whole; a few cut pieces fill the second round's gaps.
+    by_model = {f"m{j}": pairs(f"m{j}", [50.0] * 10) for j in range(13)}
+    groups = group_jobs(by_model, 8)
+    assert_partition(groups, by_model)
+    assert makespan(groups, 8) < 0.9 * makespan(one_item_per_model(by_model), 8)
+    assert 13 < len(groups) <= LOAD_BUDGET * (13 + 8)
+
+
+def test_never_splits_below_one_task_or_an_unsplittable_model() -> None:
+    by_model = {"big": pairs("big", [1000.0, 900.0, 800.0]), "small": pairs("small", [10.0])}
+    groups = group_jobs(by_model, 8)
+    assert_partition(groups, by_model)
+    assert sorted(len(g.tasks) for g in groups if g.model == "big") == [1, 1, 1]
+    kept = group_jobs(by_model, 8, splittable=lambda m: m != "big")
+    assert [len(g.tasks) for g in kept if g.model == "big"] == [3]
+
+
+def test_random_profiles_pack_close_to_the_bound_within_the_load_budget() -> None:
+    rng = random.Random(3)
+    for n_devices, n_models, n_tasks in [(2, 13, 10), (8, 13, 10), (8, 22, 21)]:
+        by_model = {}
+        for j in range(n_models):
+            size = rng.choice([0.5, 1.0, 7.0, 13.0, 70.0])
+            by_model[f"m{j}"] = pairs(f"m{j}", [size * rng.uniform(5, 60) for _ in range(n_tasks)],
+                                      load=20 + 4 * size)
+        groups = group_jobs(by_model, n_devices)
+        assert_partition(groups, by_model)
+        whole = one_item_per_model(by_model)
+        bound = max(sum(predicted_length_s(g) for g in whole) / n_devices,
+                    max(i.predicted_load_s + i.predicted_runtime_s for items in by_model.values() for i in items))
+        assert makespan(groups, n_devices) <= 1.08 * bound
+        assert makespan(groups, n_devices) <= makespan(whole, n_devices)
+        assert len(groups) <= LOAD_BUDGET * (n_models + n_devices)
+
+
+def test_rejects_no_devices() -> None:
+    with pytest.raises(ValueError):
+        group_jobs({"m": pairs("m", [1.0])}, 0)
+    assert group_jobs({}, 2) == []

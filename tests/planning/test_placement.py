@@ -1,0 +1,99 @@
+"""Placement: GPUs a model needs, memory fit with a margin, and when sharing a GPU pays."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from spectrabench.planning.placement import (
+    MAX_SHARING,
+    Running,
+    colocation_pays,
+    colocation_slowdown,
+    fits,
+    gpus_needed,
+    largest_fitting_mem_gb,
+    memory_margin_gb,
+    per_device_mem_gb,
+    should_colocate,
+)
+from spectrabench.planning.schedule import SlotState, WorkItem
+
+
+def work(key: str, mem: float = 5.0, params_b: float = 0.5, runtime: float = 100.0, gpus: int = 1) -> WorkItem:
+    return WorkItem(key=key, model="m", tasks=(key,), params_b=params_b, gpus=gpus, predicted_runtime_s=runtime,
+                    predicted_load_s=0.0, predicted_mem_gb=mem)
+
+
+def slot(free: float = 80.0, total: float = 80.0, running: tuple[str, ...] = ()) -> SlotState:
+    return SlotState(device_id="cuda:0", total_mem_gb=total, free_mem_gb=free, running=running)
+
+
+@pytest.mark.parametrize(("params_b", "dtype_bytes", "device_gb", "expected"), [
+    (7.0, 2, 24.0, 1),     # 13 GiB of bf16 weights on a 24 GB card
+    (13.0, 2, 24.0, 2),    # 24.2 GiB: no headroom left on one card
+    (70.0, 2, 80.0, 2),    # 130 GiB over two 80 GB cards, 65 each (< 85%)
+    (70.0, 4, 80.0, 4),    # fp32 doubles it
+    (405.0, 2, 80.0, 12),  # 754 GiB at 68 per card
+    (0.135, 4, 4.0, 1),
+])
+def test_gpus_needed(params_b: float, dtype_bytes: int, device_gb: float, expected: int) -> None:
+    assert gpus_needed(params_b, dtype_bytes, device_gb) == expected
+
+
+def test_gpus_needed_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        gpus_needed(0.0, 2, 80.0)
+    with pytest.raises(ValueError):
+        gpus_needed(7.0, 2, 0.0)
+
+
+def test_colocation_slowdown() -> None:
+    assert colocation_slowdown(1) == 1.0
+    assert colocation_slowdown(2) == pytest.approx(1.6)
+    assert 2 / colocation_slowdown(2) > 1.0  # two small jobs together beat them one after the other
+    with pytest.raises(ValueError):
+        colocation_slowdown(0)
+
+
+def test_fits_counts_the_margin_and_sharded_memory_per_device() -> None:
+    assert fits(slot(free=10.0), work("a", mem=9.0), margin_gb=1.0)
+    assert not fits(slot(free=10.0), work("a", mem=9.0), margin_gb=1.01)
+    assert fits(slot(free=50.0), work("a", mem=90.0, params_b=70, gpus=2), margin_gb=5.0)
+    assert per_device_mem_gb(work("a", mem=90.0, gpus=2)) == 45.0
+    # The margin grows with what already runs on the device: their errors add up.
+    assert memory_margin_gb(slot(free=40.0), work("a")) > memory_margin_gb(slot(free=80.0), work("a"))
+
+
+def test_largest_fitting_memory_agrees_with_fits() -> None:
+    rng = random.Random(0)
+    for _ in range(500):
+        total = rng.choice([16.0, 40.0, 80.0])
+        state = slot(free=rng.uniform(0, total), total=total)
+        cap = largest_fitting_mem_gb(state)
+        below, above = work("a", mem=max(0.0, cap - 1e-6)), work("b", mem=cap + 1e-6)
+        if cap > 0:
+            assert fits(state, below, memory_margin_gb(state, below))
+        assert not fits(state, above, memory_margin_gb(state, above))
+
+
+def test_sharing_pays_only_while_the_queue_keeps_every_device_busy() -> None:
+    assert colocation_pays(100.0, [50.0], queued_work_s=1000.0, n_devices=2)
+    assert not colocation_pays(100.0, [50.0], queued_work_s=300.0, n_devices=2)  # 160 s stretched > 150 s left
+    assert not colocation_pays(100.0, [500.0], queued_work_s=1000.0, n_devices=2)  # the running one is the tail
+    assert not colocation_pays(1.0, [1.0] * MAX_SHARING, queued_work_s=1e9, n_devices=1)
+
+
+def test_should_colocate() -> None:
+    queue = [work(f"q{i}") for i in range(20)]
+    busy = slot(free=70.0, running=("r",))
+    small = [Running(work("r"), 50.0)]
+    assert should_colocate(queue[0], slot(), queue)  # an empty device is no sharing
+    assert should_colocate(queue[0], busy, queue, running=small, n_devices=2)
+    assert not should_colocate(queue[0], busy, queue[:2], running=small, n_devices=2)  # the tail
+    assert not should_colocate(queue[0], busy, queue, running=(), n_devices=2)  # unknown neighbour
+    assert not should_colocate(queue[0], busy, queue, running=[Running(work("r", params_b=13.0), 50.0)], n_devices=2)
+    assert not should_colocate(work("big", params_b=34.0), busy, queue, running=small, n_devices=2)
+    assert not should_colocate(work("tp", gpus=2), busy, queue, running=small, n_devices=2)
+    assert should_colocate(queue[0], busy, [], running=small, n_devices=2, queued_work_s=2000.0)

@@ -1,0 +1,202 @@
+"""The discrete-event cluster: lower bounds hold, OOMs happen and recover, runs are seeded, and it is fast."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from spectrabench.planning.schedule import SlotState, WorkItem
+from spectrabench.simulate.cluster import FifoPolicy, LongestFirstPolicy, Segment, SimResult, simulate
+from spectrabench.simulate.specs import parse_pool
+from spectrabench.simulate.truth import TruthConfig
+from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model
+from tests.simulate import bundled_profile
+
+EXTENDED = bundled_profile("extended")
+POLICIES = (FifoPolicy, lambda: FifoPolicy(colocate=False), LongestFirstPolicy,
+            lambda: LongestFirstPolicy(colocate=False))
+
+
+def _pick(profile_models: Sequence[str], tasks: Sequence[str], pool: str, **options: object) -> SimWorkload:
+    profile = EXTENDED.model_copy(update={
+        "models": [m for m in EXTENDED.models if m.name in profile_models],
+        "tasks": [t for t in EXTENDED.tasks if t.name in tasks]})
+    return build_workload(profile, parse_pool(pool)[0], **options)  # type: ignore[arg-type]
+
+
+def _segments(result: SimResult) -> list[Segment]:
+    return [s for timeline in result.per_device_timeline.values() for s in timeline]
+
+
+def test_the_lower_bound_never_exceeds_the_makespan() -> None:
+    rng = random.Random(42)
+    pools = ["1xH100-80GB", "2xA100-80GB", "4xL4-24GB", "2xA100-40GB,2xL4-24GB", "3xH200-141GB", "8xH100-80GB"]
+    small_models = [m.name for m in EXTENDED.models if m.params_b <= 12]
+    for case in range(40):
+        models = rng.sample(small_models, rng.randint(1, 5))
+        tasks = rng.sample([t.name for t in EXTENDED.tasks], rng.randint(1, 6))
+        pool = rng.choice(pools)
+        workload = _pick(models, tasks, pool, seed=case, limit=rng.choice([50, 300, None]),
+                         batch_size=rng.choice([1, 4, 16, 64]), runtime_noise=rng.uniform(0, 0.6),
+                         memory_noise=rng.uniform(0, 0.3), memory_scale=rng.uniform(0.5, 1.2))
+        if rng.random() < 0.3:
+            workload = group_by_model(workload)
+        truth = TruthConfig(noise=rng.uniform(0, 0.4), outlier_rate=0.1)
+        for policy in POLICIES:
+            result = simulate(workload.items, workload.jobs, parse_pool(pool), policy(), seed=case, truth=truth,
+                              max_per_device=rng.randint(1, 4))
+            assert result.completed + len(result.failed) + len(result.unplaced) == len(workload.items)
+            assert result.lower_bound_s <= result.makespan_s * (1 + 1e-9), (case, result.policy)
+            assert (result.lower_bound_s > 0) == (result.completed > 0)
+            assert 0 < result.utilisation <= 1 + 1e-9
+
+
+def test_one_exclusive_device_runs_back_to_back() -> None:
+    workload = _pick(["qwen3-8b", "gemma-3-4b-it"], ["arc_easy", "piqa", "gsm8k"], "H100-80GB", limit=200)
+    result = simulate(workload.items, workload.jobs, parse_pool("H100-80GB"), FifoPolicy(colocate=False), seed=1)
+    segments = _segments(result)
+    assert [s.key for s in segments] == [i.key for i in workload.items]  # FIFO on one device: queue order
+    assert all(a.end_s == pytest.approx(b.start_s) for a, b in itertools.pairwise(segments))
+    assert result.makespan_s == pytest.approx(segments[-1].end_s)
+    assert result.utilisation == pytest.approx(1.0)
+    # Back-to-back tasks of a model find its weights warm: one cold load per model.
+    assert (result.model_loads, result.warm_loads) == (2, 4)
+    assert [s.warm for s in segments] == [False, True, True, False, True, True]
+
+
+def test_sharing_a_gpu_helps_small_models() -> None:
+    workload = _pick(["hyperclovax-seed-0.5b-instruct", "hyperclovax-seed-1.5b-instruct"], ["arc_easy", "piqa"],
+                     "H100-80GB", limit=500)
+    pool = parse_pool("H100-80GB")
+    shared = simulate(workload.items, workload.jobs, pool, FifoPolicy(), seed=2, truth=TruthConfig(noise=0.0))
+    alone = simulate(workload.items, workload.jobs, pool, FifoPolicy(colocate=False), seed=2,
+                     truth=TruthConfig(noise=0.0))
+    assert shared.makespan_s < alone.makespan_s
+    starts = [s.start_s for s in _segments(shared)]
+    assert starts.count(0.0) == 4  # all four fit next to each other and start at once
+
+
+def test_underestimated_memory_causes_ooms_that_retry_at_half_batch() -> None:
+    workload = _pick(["llama-3.1-8b"], ["mmlu"], "L4-24GB", limit=64, batch_size=64, memory_scale=0.3)
+    result = simulate(workload.items, workload.jobs, parse_pool("L4-24GB"), FifoPolicy(), seed=0)
+    segments = _segments(result)
+    assert result.oom_count >= 1 and result.completed == 1 and result.failed == ()
+    assert [s.outcome for s in segments] == ["oom"] * result.oom_count + ["ok"]
+    assert [s.batch_size for s in segments] == [64 // 2**i for i in range(len(segments))]
+    assert [s.attempt for s in segments] == list(range(1, len(segments) + 1))
+    # Each OOM wastes its load and part of its runtime; the retries' loads are warm.
+    assert result.model_loads == 1 and result.warm_loads == result.oom_count
+
+
+def test_packing_on_low_memory_predictions_ooms_more_than_honest_ones() -> None:
+    models = ["llama-3.1-8b", "qwen3-8b", "mistral-7b-v0.3", "gemma-3-4b-it"]
+    tasks = ["mmlu", "arc_challenge", "hellaswag", "gsm8k"]
+    pool = parse_pool("2xA100-80GB")
+    counts = []
+    for scale in (0.4, 1.3):
+        workload = _pick(models, tasks, "A100-80GB", limit=100, batch_size=16, memory_scale=scale, seed=1)
+        result = simulate(workload.items, workload.jobs, pool, FifoPolicy(), seed=1)
+        assert result.completed == len(workload.items) and result.failed == ()
+        counts.append(result.oom_count)
+    assert counts[0] > counts[1]
+
+
+def test_a_model_that_never_fits_fails_instead_of_looping() -> None:
+    workload = _pick(["exaone-3.5-32b-instruct", "qwen3-8b"], ["arc_easy"], "L4-24GB", limit=20, batch_size=2)
+    result = simulate(workload.items, workload.jobs, parse_pool("L4-24GB"), FifoPolicy(), seed=0)
+    assert result.failed == ("exaone-3.5-32b-instruct/arc_easy",) and result.completed == 1
+    exaone = [s for s in _segments(result) if s.model.startswith("exaone")]
+    assert [s.batch_size for s in exaone] == [2, 1] and {s.outcome for s in exaone} == {"oom"}
+    assert result.lower_bound_s <= result.makespan_s
+
+
+def test_the_same_seed_gives_the_same_run_and_luck_is_the_same_under_any_policy() -> None:
+    workload = _pick(["llama-3.1-8b", "qwen3-8b", "gemma-3-4b-it", "kanana-1.5-2.1b-instruct"],
+                     ["mmlu", "gsm8k", "arc_easy"], "H100-80GB", limit=100, seed=4)
+    pool = parse_pool("2xH100-80GB")
+    first = simulate(workload.items, workload.jobs, pool, FifoPolicy(), seed=9)
+    assert first == simulate(workload.items, workload.jobs, pool, FifoPolicy(), seed=9)
+    assert first.makespan_s != simulate(workload.items, workload.jobs, pool, FifoPolicy(), seed=10).makespan_s
+    # One task per model, so every load is cold: each item then costs the same under any order.
+    single = _pick(["llama-3.1-8b", "qwen3-8b", "gemma-3-4b-it", "kanana-1.5-2.1b-instruct"], ["gsm8k"],
+                   "H100-80GB", limit=100)
+    one = parse_pool("H100-80GB")
+    durations = []
+    for policy in (FifoPolicy(colocate=False), LongestFirstPolicy(colocate=False)):
+        result = simulate(single.items, single.jobs, one, policy, seed=9)
+        durations.append({s.key: s.end_s - s.start_s for s in _segments(result)})
+    assert durations[0] == pytest.approx(durations[1])
+
+
+class _Recorder(FifoPolicy):
+    def __init__(self) -> None:
+        super().__init__(colocate=False)
+        self.seen: list[tuple[str, float]] = []
+        self.slots: list[SlotState] = []
+
+    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
+        self.slots.append(slot)
+        return super().pick(queue, slot, now)
+
+    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
+        self.seen.append((item.key, actual_runtime_s))
+
+
+def test_the_policy_sees_slots_and_learns_true_runtimes() -> None:
+    workload = _pick(["qwen3-8b"], ["arc_easy", "gsm8k"], "H100-80GB", limit=100)
+    policy = _Recorder()
+    result = simulate(workload.items, workload.jobs, parse_pool("H100-80GB"), policy, seed=0)
+    assert [key for key, _ in policy.seen] == [i.key for i in workload.items]
+    for (key, runtime), segment in zip(policy.seen, _segments(result), strict=True):
+        assert segment.key == key and 0 < runtime < segment.end_s - segment.start_s
+    first = policy.slots[0]
+    assert (first.device_id, first.total_mem_gb, first.free_mem_gb, first.running, first.last_model) == (
+        "sim:0", 79.6, 79.6, (), None)
+    later = next(s for s in policy.slots if s.running)
+    assert later.free_mem_gb == pytest.approx(79.6 - workload.items[0].predicted_mem_gb)
+    assert policy.slots[-1].last_model == "qwen3-8b"
+
+
+class _Stubborn:
+    name = "stubborn"
+
+    def __init__(self, answer: WorkItem | None) -> None:
+        self.answer = answer
+
+    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
+        return self.answer
+
+    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
+        pass
+
+
+def test_a_policy_that_starts_nothing_leaves_items_unplaced_and_a_stranger_is_refused() -> None:
+    workload = _pick(["qwen3-8b"], ["arc_easy", "piqa"], "H100-80GB", limit=10)
+    pool = parse_pool("H100-80GB")
+    result = simulate(workload.items, workload.jobs, pool, _Stubborn(None), seed=0)
+    assert result.unplaced == ("qwen3-8b/arc_easy", "qwen3-8b/piqa") and result.makespan_s == 0.0
+    stranger = workload.items[0].model_copy(update={"key": "nobody/nothing"})
+    with pytest.raises(ValueError, match="not queued"):
+        simulate(workload.items, workload.jobs, pool, _Stubborn(stranger), seed=0)
+    with pytest.raises(ValueError, match="unique"):
+        simulate(workload.items * 2, workload.jobs, pool, FifoPolicy(), seed=0)
+    with pytest.raises(ValueError, match="multi-GPU"):
+        simulate([workload.items[0].model_copy(update={"gpus": 2})], workload.jobs, pool, FifoPolicy(), seed=0)
+
+
+def test_the_extended_profile_on_eight_h100s_simulates_in_seconds() -> None:
+    pool = parse_pool("8xH100-80GB")
+    workload = build_workload(EXTENDED, pool[0], seed=0)
+    started = time.perf_counter()
+    result = simulate(workload.items, workload.jobs, pool, LongestFirstPolicy(), seed=0)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 5.0
+    assert result.completed == 462 and result.failed == () and result.unplaced == ()
+    assert len(_segments(result)) == 462 + result.oom_count
+    assert result.lower_bound_s <= result.makespan_s
+    # Days of GPU work, spread over eight devices: the bound is at least the work over the devices.
+    assert 24 * 3600 < result.lower_bound_s < result.makespan_s < 14 * 24 * 3600
