@@ -1,0 +1,107 @@
+"""Strategies compared in the simulator over many seeds: what `compare --simulate` and the benchmark report.
+
+Every strategy faces the same workload and the same truth per seed (the truth's noise is drawn per item, so an
+item has the same luck under any policy). The policies see predictions only.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.baselines import make_policy
+from spectrabench.planning.grouping import group_jobs
+from spectrabench.planning.schedule import WorkItem
+from spectrabench.profiles import Profile
+from spectrabench.simulate.cluster import SimResult, lower_bound, simulate
+from spectrabench.simulate.truth import TruthConfig
+from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model, group_items, item_key
+
+STRATEGIES = ("sequential", "per-model", "round-robin", "ours")
+
+
+class StrategyStats(BaseModel):
+    """One strategy over all seeds."""
+
+    strategy: str
+    seeds: int
+    makespan_h_p50: float
+    ratio_to_lb_p50: float
+    ratio_to_lb_p95: float
+    speedup_p50: float
+    speedup_p5: float
+    oom_total: int
+    model_loads_p50: float
+    utilisation_p50: float
+    unfinished: int
+
+
+def _p(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[max(0, min(98, round(q * 100) - 1))]
+
+
+def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
+    by_model: dict[str, list[WorkItem]] = {}
+    for item in workload.items:
+        by_model.setdefault(item.model, []).append(item)
+    pieces = group_jobs(by_model, n_devices)
+    return group_items(workload, [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
+
+
+def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], seed: int,
+         truth: TruthConfig) -> SimResult:
+    if strategy == "sequential":
+        work = workload
+    elif strategy == "ours":
+        work = _ours(workload, len(devices))
+    else:
+        work = group_by_model(workload)  # per-model and round-robin run one worker per model, as tools do
+    policy = make_policy(strategy, n_devices=len(devices))
+    return simulate(work.items, work.jobs, devices, policy, seed, truth=truth)
+
+
+def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds: int = 20, noise: float = 0.2,
+                       memory_noise: float = 0.1, outliers: bool = True,
+                       strategies: Sequence[str] = STRATEGIES) -> list[StrategyStats]:
+    """Simulate each strategy on `devices` for `seeds` seeds and summarise.
+
+    Args:
+        profile: Models x tasks (catalog tasks).
+        devices: The pool, e.g. from `simulate.specs.parse_pool("8xH100-80GB")`.
+        seeds: Independent draws of prediction errors and truth noise.
+        noise: Lognormal sigma of both the truth's noise and the runtime prediction error.
+        memory_noise: Lognormal sigma of the peak-memory prediction error.
+        outliers: Rare jobs take 3x their expected time (2% of them).
+    """
+    truth = TruthConfig(noise=noise, outlier_rate=0.02 if outliers else 0.0)
+    results: dict[str, list[SimResult]] = {s: [] for s in strategies}
+    bounds: list[float] = []
+    for seed in range(seeds):
+        workload = build_workload(profile, devices[0], seed=seed, runtime_noise=noise, memory_noise=memory_noise,
+                                  fit_margin=0.1)
+        # One bound per workload, from its finest (model, task) items with one load per model: a strategy that
+        # groups coarsely must not get an easier bound for it.
+        jobs = workload.jobs
+        bounds.append(lower_bound(workload.items, lambda item: jobs[item.key], devices, seed, truth=truth))
+        for strategy in strategies:
+            results[strategy].append(_run(strategy, workload, devices, seed, truth))
+    sequential = results.get("sequential")
+    stats = []
+    for strategy, runs in results.items():
+        speedups = [s.makespan_s / r.makespan_s for s, r in zip(sequential, runs, strict=True)] if sequential else [
+            float("nan")]
+        stats.append(StrategyStats(
+            strategy=strategy, seeds=seeds, makespan_h_p50=_p([r.makespan_s / 3600 for r in runs], 0.5),
+            ratio_to_lb_p50=_p([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.5),
+            ratio_to_lb_p95=_p([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.95),
+            speedup_p50=_p(speedups, 0.5), speedup_p5=_p(speedups, 0.05), oom_total=sum(r.oom_count for r in runs),
+            model_loads_p50=_p([float(r.model_loads) for r in runs], 0.5),
+            utilisation_p50=_p([r.utilisation for r in runs], 0.5),
+            unfinished=sum(len(r.failed) + len(r.unplaced) for r in runs)))
+    return stats
