@@ -7,7 +7,7 @@ item has the same luck under any policy). The policies see predictions only.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
@@ -17,7 +17,7 @@ from spectrabench.planning.grouping import group_jobs
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.profiles import Profile
 from spectrabench.simulate.cluster import SimResult, lower_bound, simulate
-from spectrabench.simulate.truth import TruthConfig
+from spectrabench.simulate.truth import SimJob, TruthConfig
 from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model, group_items, item_key
 
 STRATEGIES = ("sequential", "per-model", "round-robin", "ours")
@@ -44,6 +44,10 @@ def _p(values: Sequence[float], q: float) -> float:
     if len(ordered) == 1:
         return ordered[0]
     return statistics.quantiles(ordered, n=100, method="inclusive")[max(0, min(98, round(q * 100) - 1))]
+
+
+def _truth_lookup(workload: SimWorkload) -> Callable[[WorkItem], SimJob]:
+    return lambda item: workload.jobs[item.key]
 
 
 def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
@@ -87,8 +91,7 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
                                   fit_margin=0.1)
         # One bound per workload, from its finest (model, task) items with one load per model: a strategy that
         # groups coarsely must not get an easier bound for it.
-        jobs = workload.jobs
-        bounds.append(lower_bound(workload.items, lambda item: jobs[item.key], devices, seed, truth=truth))
+        bounds.append(lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth))
         for strategy in strategies:
             results[strategy].append(_run(strategy, workload, devices, seed, truth))
     sequential = results.get("sequential")
