@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from spectrabench.cli import compare as compare_command
 from spectrabench.cli import plan as plan_command
 from spectrabench.cli import report as report_command
 from spectrabench.cli import run as run_command
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command("plan")(plan_command.plan)
 app.command("run")(run_command.run)
+app.command("compare")(compare_command.compare)
 app.add_typer(calibrate_app, name="calibrate")
 app.command("report")(report_command.report)
 

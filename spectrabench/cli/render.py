@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from spectrabench.execution.driver import RunSummary
     from spectrabench.execution.runplan import RunPlan
     from spectrabench.report.tables import Leaderboard
+    from spectrabench.simulate.experiment import StrategyStats
     from spectrabench.training import TrainingReport
 
 
@@ -139,3 +140,21 @@ def training(report: TrainingReport, *, as_json: bool) -> None:
         console.print(f"saved predictor v{report.version} ({report.seconds:.1f} s)")
     else:
         console.print(f"not trained: {report.skipped}")
+
+
+def strategies(profile: str, devices: str, seeds: int, noise: float, stats: list[StrategyStats], *,
+               as_json: bool) -> None:
+    """One row per scheduling strategy from a simulated comparison."""
+    if as_json:
+        print(json.dumps({"profile": profile, "devices": devices, "seeds": seeds, "noise": noise,
+                          "strategies": [s.model_dump() for s in stats]}, indent=2))
+        return
+    table = Table(title=f"simulated: {profile} on {devices}, {seeds} seeds, noise {noise:g}")
+    for column in ("strategy", "makespan h (p50)", "/LB p50", "/LB p95", "speed-up p50", "speed-up p5", "OOMs",
+                   "loads p50", "utilisation p50"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for s in stats:
+        table.add_row(s.strategy, f"{s.makespan_h_p50:,.1f}", f"{s.ratio_to_lb_p50:.3f}", f"{s.ratio_to_lb_p95:.3f}",
+                      f"{s.speedup_p50:.2f}x", f"{s.speedup_p5:.2f}x", str(s.oom_total), f"{s.model_loads_p50:.0f}",
+                      f"{s.utilisation_p50:.0%}")
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
