@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from spectrabench.catalog import known_task_names
 from spectrabench.errors import UserError, did_you_mean
 from spectrabench.harness.localtasks import index_local_tasks, missing_data_files
 from spectrabench.harness.models import builtin_names
-from spectrabench.profiles import Profile
+from spectrabench.profiles import Profile, local_model_path
 from spectrabench.settings import Settings
-
-_LOCAL_PREFIXES = ("/", "./", "../", "~")
 
 
 def check_profile(profile: Profile, settings: Settings) -> None:
@@ -47,10 +43,7 @@ def check_profile(profile: Profile, settings: Settings) -> None:
         if model.builtin is not None and model.builtin not in builtins:
             raise UserError(f"{where}: model '{model.name}' names unknown builtin '{model.builtin}'",
                             hint=did_you_mean(model.builtin, builtins, "builtin models"))
-        if model.pretrained is not None and model.pretrained.startswith(_LOCAL_PREFIXES):
-            path = Path(model.pretrained).expanduser()
-            if not path.is_absolute() and profile.source_path is not None:
-                path = profile.source_path.parent / path
-            if not path.is_dir():
-                raise UserError(f"{where}: model '{model.name}' points at missing local folder '{model.pretrained}'",
-                                hint="fix the path (relative paths start at the profile's folder) or use a hub id")
+        path = local_model_path(model, profile.source_path)
+        if path is not None and not path.is_dir():
+            raise UserError(f"{where}: model '{model.name}' points at missing local folder '{model.pretrained}'",
+                            hint="fix the path (relative paths start at the profile's folder) or use a hub id")

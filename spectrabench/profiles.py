@@ -51,6 +51,20 @@ class ModelSpec(_Strict):
         return self.pretrained or f"builtin:{self.builtin}"
 
 
+_LOCAL_PREFIXES = ("/", "./", "../", "~")
+
+
+def local_model_path(model: ModelSpec, profile_path: Path | None) -> Path | None:
+    """The local folder a model's `pretrained` names, resolved (relative paths start at the profile's folder);
+    None for a hub id or a builtin. The one place that tells a local path from a hub id."""
+    if model.pretrained is None or not model.pretrained.startswith(_LOCAL_PREFIXES):
+        return None
+    path = Path(model.pretrained).expanduser()
+    if not path.is_absolute() and profile_path is not None:
+        path = profile_path.parent / path
+    return path.resolve()
+
+
 class TaskSpec(_Strict):
     """One benchmark. `name` is what reports show; `lm_eval_task` is lm-eval's name (defaults to `name`)."""
 

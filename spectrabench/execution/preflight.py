@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from spectrabench.profiles import ModelSpec
+from spectrabench.profiles import ModelSpec, local_model_path
 from spectrabench.settings import Settings
 
 
 def _is_hub_id(model: ModelSpec) -> bool:
-    return model.pretrained is not None and not model.pretrained.startswith(("/", "./", "../", "~"))
+    return model.pretrained is not None and local_model_path(model, None) is None
 
 
 def unreachable_models(models: Iterable[ModelSpec], settings: Settings, timeout_s: float = 5.0) -> dict[str, str]:

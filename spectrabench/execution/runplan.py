@@ -17,7 +17,7 @@ from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
 from spectrabench.prediction.stages import Predictor
-from spectrabench.profiles import ModelSpec, Profile
+from spectrabench.profiles import ModelSpec, Profile, local_model_path
 from spectrabench.settings import Settings
 from spectrabench.tasksources import TaskSources, lm_eval_version, resolve_task_sources, task_shapes
 
@@ -76,12 +76,8 @@ def new_run_id() -> str:
 
 
 def _worker_model(model: ModelSpec, profile: Profile) -> WorkerModel:
-    pretrained = model.pretrained
-    if pretrained is not None and pretrained.startswith(("./", "../", "~")):
-        path = Path(pretrained).expanduser()
-        if not path.is_absolute() and profile.source_path is not None:
-            path = profile.source_path.parent / path
-        pretrained = str(path.resolve())
+    local = local_model_path(model, profile.source_path)
+    pretrained = str(local) if local is not None else model.pretrained
     return WorkerModel(name=model.name, pretrained=pretrained, builtin=model.builtin, revision=model.revision,
                        dtype=model.dtype, trust_remote_code=model.trust_remote_code,
                        model_args=dict(model.model_args))

@@ -43,30 +43,18 @@ class Sequential:
         """Nothing to learn: the order is fixed."""
 
 
-class PerModel:
-    """One model at a time on the first device: its items back to back, then the next model in profile order.
-
-    Args:
-        device_id: The device to use; by default the first one the policy is asked about.
-    """
+class PerModel(Sequential):
+    """One model at a time on the first device: its items back to back, then the next model in profile order."""
 
     name = "per-model"
 
-    def __init__(self, device_id: str | None = None) -> None:
-        self._device = device_id
-
     def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
         """The next item of the model on the device, else the first queued item; only when the device is idle."""
-        self._device = self._device or slot.device_id
-        if slot.device_id != self._device or slot.running or not queue:
-            return None
-        if slot.last_model is not None and queue[0].model != slot.last_model:
+        first = super().pick(queue, slot, now)
+        if first is not None and slot.last_model is not None and first.model != slot.last_model:
             # A worker finishes its model before the next one starts, even if the queue interleaves models.
-            return next((item for item in queue if item.model == slot.last_model), queue[0])
-        return queue[0]
-
-    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
-        """Nothing to learn: the order is fixed."""
+            return next((item for item in queue if item.model == slot.last_model), first)
+        return first
 
 
 class RoundRobin:
