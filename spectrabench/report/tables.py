@@ -83,10 +83,11 @@ def to_rows(board: Leaderboard) -> list[dict[str, Any]]:
 
 def to_csv(board: Leaderboard) -> str:
     """CSV of `to_rows`."""
+    rows = to_rows(board)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(to_rows(board)[0]) if board.models else ["run_id"])
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["run_id"])
     writer.writeheader()
-    writer.writerows(to_rows(board))
+    writer.writerows(rows)
     return buffer.getvalue()
 
 
