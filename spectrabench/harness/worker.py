@@ -80,7 +80,9 @@ class _Progress:
         self._device = spec.device
         self.data: dict[str, Any] = {"job_key": spec.job_key, "attempt": spec.attempt, "started_at": time.time(),
                                      "import_s": None, "provision_s": 0.0, "load_s": None, "tasks": {},
-                                     "peak_mem_gb": 0.0, "device": spec.device, "batch_size": spec.batch_size}
+                                     "peak_mem_gb": 0.0, "device": spec.device, "batch_size": spec.batch_size,
+                                     # what the executor (or Ray) made visible: shows which GPUs the attempt held
+                                     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def save(self, **fields: Any) -> None:
         self.data.update(fields)
@@ -181,12 +183,13 @@ def run_worker(attempt_dir: Path) -> int:
     out_dir = Path(spec.out_dir)
     progress = _Progress(out_dir, spec)
     progress.save()
-    if spec.threads:
-        import torch
-
-        torch.set_num_threads(spec.threads)
     try:
+        # Start faults fire before any heavy import, as faults.py promises: torch alone takes seconds to import.
         injected.at_start(faults, spec.model.name, spec.attempt, spec.batch_size, out_dir)
+        if spec.threads:
+            import torch
+
+            torch.set_num_threads(spec.threads)
         # Imports alone take seconds on CPU; timing them apart keeps load_s about the model itself.
         started = time.perf_counter()
         import lm_eval.models.huggingface  # noqa: F401

@@ -15,18 +15,32 @@ from spectrabench.execution.local import LocalExecutor
 from spectrabench.hardware import DeviceSpec, cpu_slots
 from spectrabench.harness.workerspec import ErrorKind, WorkerModel, WorkerSpec
 from spectrabench.planning.jobs import TaskRef
+from tests.execution.rayenv import local_ray
 
-BACKENDS = ["local"]
+BACKENDS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+@pytest.fixture(scope="module")
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One local Ray for the module, with fake GPUs: Ray hands out GPU ids that this CPU machine does not have."""
+    with local_ray(tmp_path_factory.mktemp("ray-home"), num_cpus=2, num_gpus=4):
+        yield
 
 
 def _make_executor(backend: str, devices: list[DeviceSpec], env: dict[str, str]) -> Executor:
     if backend == "local":
         return LocalExecutor(devices, env, monitor_interval_s=0.1)
+    if backend == "ray":
+        from spectrabench.execution.ray import RayExecutor
+
+        return RayExecutor(devices, env, monitor_interval_s=0.1, poll_s=0.1)
     raise AssertionError(backend)
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "ray":
+        request.getfixturevalue("ray_session")
     return str(request.param)
 
 
