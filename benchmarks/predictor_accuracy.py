@@ -1,6 +1,8 @@
 """Held-out error of the rules, the blend and LightGBM as the history grows, on a real history in DuckDB.
 
-Two splits, both measured in this one invocation on the same records:
+The real CPU history comes from `make history`; the simulated one is drawn from the simulator's truth
+(`simulate.history`), which shares no code or constants with the predictor. Two splits, both measured in this
+one invocation on the same records:
 - time-ordered: train on the first n records, test on the newest 20% (what the scheduler faces next run);
 - held-out pairs: test on every record of a few (model, task) pairs that the training never saw.
 Usage: `python benchmarks/predictor_accuracy.py [--db .spectrabench/history/spectrabench.duckdb]`
@@ -12,12 +14,13 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = (25, 50, 100, 200)
+SIM_SIZES = (25, 50, 100, 200, 400, 800)
+SIM_POOL = "A100-80GB,H100-80GB,H200-141GB,L4-24GB"
 
 
 def _mape(pairs: Sequence[tuple[float, float]]) -> float:
@@ -54,32 +57,53 @@ def _print(title: str, rows: list[tuple[int, dict[str, tuple[float, float, float
               f"{r['lightgbm'][1]:>14.1%} {r['lightgbm'][2]:>12.3f}  {r['rules'][1]:>11.1%}")
 
 
-def main() -> None:
-    """Print both learning curves."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", type=Path, default=REPO / ".spectrabench" / "history" / "spectrabench.duckdb")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    from spectrabench.store.learning import load_history
-
-    if not args.db.exists():
-        sys.exit(f"no store at {args.db}: run `make history` first")
-    history = load_history(args.db)
-    print(f"history: {len(history)} task records from {args.db}")
-    if len(history) < 30:
-        sys.exit("too few records for a learning curve (need 30 or more)")
+def _curves(label: str, history: list, seed: int, sizes: Sequence[int]) -> None:  # type: ignore[type-arg]
+    """Both learning curves of one history."""
+    print(f"\n=== {label}: {len(history)} task records ===")
     cut = int(len(history) * 0.8)
     past, future = history[:cut], history[cut:]
     _print(f"time-ordered: test on the newest {len(future)} records",
-           [(n, _evaluate(past[:n], future)) for n in SIZES if n <= len(past)] +
-           ([(len(past), _evaluate(past, future))] if len(past) not in SIZES else []))
+           [(n, _evaluate(past[:n], future)) for n in sizes if n <= len(past)] +
+           ([(len(past), _evaluate(past, future))] if len(past) not in sizes else []))
     pairs = sorted({(r.model, r.task) for r in history})
-    held = set(random.Random(args.seed).sample(pairs, max(1, len(pairs) // 5)))
+    held = set(random.Random(seed).sample(pairs, max(1, len(pairs) // 5)))
     train = [r for r in history if (r.model, r.task) not in held]
     test = [r for r in history if (r.model, r.task) in held]
-    _print(f"held-out pairs: {sorted(held)} ({len(test)} records) never seen in training",
-           [(n, _evaluate(train[:n], test)) for n in SIZES if n <= len(train)] +
-           ([(len(train), _evaluate(train, test))] if len(train) not in SIZES else []))
+    shown = sorted(held) if len(held) <= 6 else f"{len(held)} of {len(pairs)} pairs"
+    _print(f"held-out pairs: {shown} ({len(test)} records) never seen in training",
+           [(n, _evaluate(train[:n], test)) for n in sizes if n <= len(train)] +
+           ([(len(train), _evaluate(train, test))] if len(train) not in sizes else []))
+
+
+def main() -> None:
+    """Print both learning curves on the real CPU history, then on a history drawn from the simulator."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", type=Path, default=REPO / ".spectrabench" / "history" / "spectrabench.duckdb")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--simulated", type=int, default=1000, metavar="N",
+                        help="records in the simulated history (0: skip it)")
+    parser.add_argument("--pool", default=SIM_POOL, help="devices the simulated history ran on")
+    args = parser.parse_args()
+    from spectrabench.store.learning import load_history
+
+    if args.db.exists():
+        history = load_history(args.db)
+        if len(history) >= 30:
+            _curves(f"real CPU history ({args.db})", history, args.seed, SIZES)
+        else:
+            print(f"\n{args.db} has {len(history)} records: too few for a learning curve (need 30)")
+    else:
+        print(f"\nno store at {args.db}: run `make history` for the real CPU history")
+    if args.simulated:
+        from spectrabench.profiles import load_profile
+        from spectrabench.settings import Settings
+        from spectrabench.simulate.specs import parse_pool
+        from spectrabench.simulated_history import simulated_history
+
+        profile = load_profile("extended", Settings())
+        drawn = simulated_history(profile, parse_pool(args.pool), args.simulated, seed=args.seed)
+        _curves(f"simulated history (extended profile on {args.pool}, truth noise 0.15, 2% outliers)", drawn,
+                args.seed, SIM_SIZES)
 
 
 if __name__ == "__main__":

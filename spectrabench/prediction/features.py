@@ -28,6 +28,9 @@ from spectrabench.profiles import ModelSpec
 FAMILIES = ("other", "llama", "gemma", "qwen", "exaone", "mistral", "phi", "smollm", "deepseek")
 REQUEST_TYPES: tuple[RequestType, ...] = ("loglikelihood", "generate_until", "loglikelihood_rolling")
 DEVICE_KINDS = ("cpu", "cuda")
+# GPU generations told apart by name (NVML's "NVIDIA H100 80GB HBM3" or a what-if pool's "H100-80GB"): cards of
+# equal memory differ threefold in throughput, which device memory alone cannot show the trees.
+DEVICE_CLASSES = ("other", "cpu", "l4", "a100", "h100", "h200")
 
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # Checked in this order: a distilled "DeepSeek-R1-Distill-Llama" is a deepseek job, "Mixtral" a mistral one.
@@ -52,7 +55,7 @@ _HFLM_DEFAULT_GEN_TOKS = 256
 BASE_COLUMNS = (
     "params_b", "log_params", "dtype_bytes", "family", "vocab_size", "context_len", "request_type", "documents",
     "choices_per_doc", "requests", "log_requests", "shots", "max_gen_toks", "prompt_tokens", "log_prompt_work",
-    "log_gen_work", "batch_size", "device_kind", "device_mem_gb", "threads", "co_located",
+    "log_gen_work", "batch_size", "device_kind", "device_class", "device_mem_gb", "threads", "co_located",
 )
 HISTORY_COLUMNS = (
     "hist_model_n", "hist_model_log_spr", "hist_task_n", "hist_task_log_spr", "hist_pair_n", "hist_pair_log_spr",
@@ -73,6 +76,17 @@ class TaskShape(NamedTuple):
     avg_prompt_tokens: int
     task: str = ""
     prompt_shots: int = 0
+    subtasks: int = 1
+
+    def documents_after(self, limit: int | None) -> int:
+        """Documents scored under lm-eval's `--limit`, which applies to every leaf subtask of a group.
+
+        `mmlu --limit 10` scores 10 documents in each of its 57 subjects, 570 in all; a subject with fewer
+        documents than the limit gives what it has, hence the cap at the group's total.
+        """
+        if limit is None:
+            return self.documents
+        return min(self.documents, limit * max(1, self.subtasks))
 
     def prompt_tokens(self, shots: int) -> int:
         """Mean context tokens of one request at `shots` examples, scaled linearly from `avg_prompt_tokens`."""
@@ -153,7 +167,7 @@ def shape_from_facts(facts: TaskFacts, name: str | None = None) -> TaskShape:
         name: The profile's task name (history is keyed by it); defaults to lm-eval's name.
     """
     return TaskShape(facts.request_type, facts.documents, facts.choices_per_doc, facts.max_gen_toks,
-                     facts.avg_prompt_tokens, name or facts.lm_eval_task, facts.default_shots)
+                     facts.avg_prompt_tokens, name or facts.lm_eval_task, facts.default_shots, facts.subtasks)
 
 
 def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
@@ -223,7 +237,7 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         context_len: The model's maximum context, likewise.
     """
     known = _BUILTIN_VOCAB_CONTEXT.get(model.builtin or "")
-    documents = min(shape.documents, limit) if limit is not None else shape.documents
+    documents = shape.documents_after(limit)
     return JobFeatures(
         model=model.name, task=shape.task, params_b=model.params_b, dtype_bytes=dtype_bytes(model),
         family=model_family(model), vocab_size=vocab_size or (known[0] if known else None),
@@ -238,6 +252,14 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
 
 def _code(table: Sequence[str], value: str) -> float:
     return float(table.index(value)) if value in table else 0.0
+
+
+def device_class(f: JobFeatures) -> str:
+    """The GPU generation of the job's device ("cpu" for CPU slots, "other" for an unknown card)."""
+    if f.device_kind == "cpu":
+        return "cpu"
+    name = f.device_name.lower()
+    return next((c for c in reversed(DEVICE_CLASSES[2:]) if re.search(rf"(?<![a-z0-9]){c}(?![0-9])", name)), "other")
 
 
 def _opt(value: float | None) -> float:
@@ -256,6 +278,7 @@ def encode(f: JobFeatures) -> FeatureRow:
         "log_prompt_work": math.log(requests * f.prompt_tokens * f.params_b),
         "log_gen_work": math.log(requests * max(f.max_gen_toks, 1) * f.params_b),
         "batch_size": float(f.batch_size), "device_kind": _code(DEVICE_KINDS, f.device_kind),
+        "device_class": _code(DEVICE_CLASSES, device_class(f)),
         "device_mem_gb": f.device_mem_gb, "threads": _opt(f.threads), "co_located": float(f.co_located),
     }
 

@@ -25,10 +25,10 @@ from spectrabench.prediction.features import (
     JobFeatures,
     with_history_features,
 )
-from spectrabench.prediction.rules import Estimate, estimate
+from spectrabench.prediction.rules import Estimate, estimate, runtime_parts
 
-FORMAT_VERSION = 1
-RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem")
+FORMAT_VERSION = 2
+RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem", "rules_prefill_share", "rules_decode_share")
 COLUMNS = BASE_COLUMNS + HISTORY_COLUMNS + RULE_COLUMNS
 TARGETS = ("runtime", "load", "memory")
 MEMORY_QUANTILE = 0.95
@@ -52,10 +52,15 @@ def _rounds(n: int) -> int:
     return max(20, min(200, 2 * n))
 
 
-def _rules_row(rules: Estimate) -> FeatureRow:
+def _rules_row(f: JobFeatures, rules: Estimate) -> FeatureRow:
+    # Where the rules think the time goes: their errors differ by part (e.g. answers stop before the
+    # generation cap the rules assume), so the trees can correct each part by its own factor.
+    parts = runtime_parts(f)
+    total = max(parts.total_s, 1e-9)
     return {"rules_log_runtime": math.log(max(rules.runtime_s, 1e-6)),
             "rules_log_load": math.log(max(rules.load_s, 1e-6)),
-            "rules_log_mem": math.log(max(rules.peak_mem_gb, 1e-6))}
+            "rules_log_mem": math.log(max(rules.peak_mem_gb, 1e-6)),
+            "rules_prefill_share": parts.prefill_s / total, "rules_decode_share": parts.decode_s / total}
 
 
 def _train(target: str, xs: Sequence[list[float]], ys: Sequence[float]) -> Any:
@@ -85,8 +90,8 @@ def _memory_offset(xs: Sequence[list[float]], ys: Sequence[float]) -> float:
     return max(0.0, float(np.quantile(excess, MEMORY_QUANTILE)))
 
 
-def _vector(row: FeatureRow, rules: Estimate, columns: Sequence[str]) -> list[float]:
-    full = {**row, **_rules_row(rules)}
+def _vector(f: JobFeatures, row: FeatureRow, rules: Estimate, columns: Sequence[str]) -> list[float]:
+    full = {**row, **_rules_row(f, rules)}
     return [full[c] for c in columns]
 
 
@@ -130,7 +135,7 @@ class LearnedPredictor:
             for record, row, rule in zip(ordered, rows, rules, strict=True):
                 actual = _actual(record, target)
                 if actual is not None:
-                    xs.append(_vector(row, rule, COLUMNS))
+                    xs.append(_vector(record.features, row, rule, COLUMNS))
                     ys.append(math.log(actual / max(rule[index], 1e-6)))
             if len(ys) < _MIN_RECORDS:
                 continue
@@ -151,18 +156,20 @@ class LearnedPredictor:
     def predict_many(self, jobs: Sequence[JobFeatures], history: Sequence[HistoryRecord]) -> list[Estimate]:
         """`predict` for many jobs, reading the history once."""
         index = history_index(history)
-        return self._predict_rows([index.row(f) for f in jobs], [estimate(f) for f in jobs])
+        return self._predict_rows(jobs, [index.row(f) for f in jobs], [estimate(f) for f in jobs])
 
     def predict_indexed(self, f: JobFeatures, index: HistoryIndex) -> Estimate:
         """`predict` with the history already summarised by `history_index` (for many predictions)."""
-        return self._predict_rows([index.row(f)], [estimate(f)])[0]
+        return self._predict_rows([f], [index.row(f)], [estimate(f)])[0]
 
-    def _predict_rows(self, rows: Sequence[FeatureRow], rules: Sequence[Estimate]) -> list[Estimate]:
+    def _predict_rows(self, jobs: Sequence[JobFeatures], rows: Sequence[FeatureRow], rules: Sequence[Estimate]
+                      ) -> list[Estimate]:
         import numpy as np
 
         if not rows:
             return []
-        x = np.asarray([_vector(row, rule, self.columns) for row, rule in zip(rows, rules, strict=True)], dtype=float)
+        x = np.asarray([_vector(f, row, rule, self.columns) for f, row, rule in zip(jobs, rows, rules, strict=True)],
+                       dtype=float)
         corrections = [booster.predict(x) if (booster := self._boosters.get(t)) is not None else np.zeros(len(rows))
                        for t in TARGETS]
         if "memory" in self._boosters:
@@ -289,7 +296,7 @@ def time_ordered_cv(records: Sequence[HistoryRecord], folds: int = 5, blend_weig
         model = LearnedPredictor.fit(ordered[: bounds[k]])
         held_out = range(bounds[k], bounds[k + 1])
         rules = [estimate(ordered[i].features) for i in held_out]
-        learned = model._predict_rows([rows[i] for i in held_out], rules)
+        learned = model._predict_rows([ordered[i].features for i in held_out], [rows[i] for i in held_out], rules)
         for i, rule, guess in zip(held_out, rules, learned, strict=True):
             methods["rules"].append((ordered[i], rule))
             methods["learned"].append((ordered[i], guess))

@@ -165,29 +165,45 @@ def _forward_s(tokens: float, batches: float, layers: int, params: float, dev: D
     return batches * layers * dev.layer_overhead_s + 2 * params * tokens / (dev.flops * efficiency * speed)
 
 
-def estimate_runtime(f: JobFeatures) -> float:
-    """Seconds lm-eval needs to evaluate the job's task once the model is loaded."""
+class RuntimeParts(NamedTuple):
+    """The rules' runtime split by what dominates it: fixed per-task and per-request work, prompt passes, decoding."""
+
+    overhead_s: float
+    prefill_s: float
+    decode_s: float
+
+    @property
+    def total_s(self) -> float:
+        """All of it: the runtime estimate."""
+        return self.overhead_s + self.prefill_s + self.decode_s
+
+
+def runtime_parts(f: JobFeatures) -> RuntimeParts:
+    """The rules' runtime of the job split into overhead, prefill and decode seconds (see `estimate_runtime`)."""
     if f.requests <= 0:
-        return 0.0
+        return RuntimeParts(0.0, 0.0, 0.0)
     dev = device_model(f)
     layers, _hidden = model_shape(f.params_b)
     params = f.params_b * 1e9
     compute, bandwidth = _speedups(f, dev)
     batch = max(1, f.batch_size)
     batches = math.ceil(f.requests / batch)
-    seconds = dev.task_overhead_s + f.requests * dev.request_overhead_s
-    if f.request_type == "generate_until":
-        prompt = f.requests * f.prompt_tokens * _PADDING
-        seconds += _forward_s(prompt, batches, layers, params, dev, compute)
-        # Each batch decodes until its longest answer stops; random or rambling models reach the cap.
-        weights_read = params * f.dtype_bytes / (dev.mem_bw * bandwidth)
-        step = (dev.step_overhead_s + layers * dev.layer_overhead_s + weights_read
-                + (min(batch, f.requests) - 1) * 2 * params / (dev.decode_flops * compute))
-        seconds += batches * max(f.max_gen_toks, 1) * step
-    else:
+    overhead = dev.task_overhead_s + f.requests * dev.request_overhead_s
+    if f.request_type != "generate_until":
         tokens = f.requests * (f.prompt_tokens + _CONTINUATION_TOKENS) * _PADDING
-        seconds += _forward_s(tokens, batches, layers, params, dev, compute)
-    return seconds
+        return RuntimeParts(overhead, _forward_s(tokens, batches, layers, params, dev, compute), 0.0)
+    prompt = f.requests * f.prompt_tokens * _PADDING
+    prefill = _forward_s(prompt, batches, layers, params, dev, compute)
+    # Each batch decodes until its longest answer stops; random or rambling models reach the cap.
+    weights_read = params * f.dtype_bytes / (dev.mem_bw * bandwidth)
+    step = (dev.step_overhead_s + layers * dev.layer_overhead_s + weights_read
+            + (min(batch, f.requests) - 1) * 2 * params / (dev.decode_flops * compute))
+    return RuntimeParts(overhead, prefill, batches * max(f.max_gen_toks, 1) * step)
+
+
+def estimate_runtime(f: JobFeatures) -> float:
+    """Seconds lm-eval needs to evaluate the job's task once the model is loaded."""
+    return runtime_parts(f).total_s
 
 
 def estimate_load(f: JobFeatures) -> float:

@@ -66,7 +66,8 @@ def sim_task(task: TaskSpec, limit: int | None) -> SimTask:
     if facts is None:
         raise UserError(f"task '{task.name}' ({task.harness_name}) is not in the catalog, so it cannot be simulated",
                         hint="simulate profiles of catalog tasks (e.g. standard or extended)")
-    documents = min(facts.documents, limit) if limit is not None else facts.documents
+    # lm-eval applies --limit to every leaf subtask: a group of k subtasks scores up to k x limit documents.
+    documents = min(facts.documents, limit * facts.subtasks) if limit is not None else facts.documents
     return SimTask(name=facts.lm_eval_task, request_type=facts.request_type, documents=documents,
                    requests=round(documents * facts.choices_per_doc), prompt_tokens=facts.prompt_tokens(task.shots),
                    max_gen_toks=facts.max_gen_toks, subtasks=facts.subtasks)
@@ -112,7 +113,7 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
         for task, truth_task in tasks:
             key = item_key(model.name, [task.name])
             mem_error = memory_errors.factor(model.name, task.name) * memory_scale
-            job = _sim_job(key, model, (truth_task,), batch)
+            job = sim_job_for(model, (truth_task,), batch, key)
             expected = expected_cost(job, reference)
             while (fit_margin is not None and job.batch_size > 1
                    and expected.peak_mem_gb * mem_error > (1 - fit_margin) * reference.total_mem_gb):
@@ -128,7 +129,9 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
     return SimWorkload(items, jobs, reference)
 
 
-def _sim_job(key: str, model: ModelSpec, tasks: tuple[SimTask, ...], batch: int) -> SimJob:
+def sim_job_for(model: ModelSpec, tasks: tuple[SimTask, ...], batch: int, key: str | None = None) -> SimJob:
+    """The truth's view of one worker running `tasks` of `model` at `batch`."""
+    key = key or item_key(model.name, [task.name for task in tasks])
     return SimJob(key=key, model=model.name, params_b=model.params_b, dtype_bytes=_DTYPE_BYTES[model.dtype],
                   vocab=true_vocab(model.pretrained or model.name), tasks=tasks, batch_size=batch)
 

@@ -44,7 +44,7 @@ def load_history(db: Path) -> list[HistoryRecord]:
 
 
 def latest_predictor(db: Path) -> StoredPredictor | None:
-    """The newest trained predictor, loaded back, or None before the first training."""
+    """The newest trained predictor, loaded back; None before the first training or when it is of another format."""
     from spectrabench.prediction.learned import LearnedPredictor
 
     if not db.exists():
@@ -55,4 +55,10 @@ def latest_predictor(db: Path) -> StoredPredictor | None:
     if row is None:
         return None
     version, n_records, cv_error, artifact = row
-    return StoredPredictor(int(version), int(n_records), cv_error, LearnedPredictor.from_bytes(bytes(artifact)))
+    try:
+        learned = LearnedPredictor.from_bytes(bytes(artifact))
+    except ValueError:
+        # Saved by another SpectraBench version (other feature columns): plan with the rules until the next
+        # run or `calibrate predictor` retrains on the same history, which is all still here.
+        return None
+    return StoredPredictor(int(version), int(n_records), cv_error, learned)

@@ -14,6 +14,7 @@ from spectrabench.prediction.features import (
     HISTORY_COLUMNS,
     HistoryIndex,
     HistoryRecord,
+    device_class,
     encode,
     job_features,
     model_family,
@@ -45,6 +46,23 @@ def test_job_features_apply_limit_and_count_requests() -> None:
     zero = job_features(model("m", 7), shape_from_facts(facts), 0, None, 8, H100)
     assert zero.prompt_tokens == round(facts.avg_prompt_tokens / 6)
     assert (zero.device_kind, zero.dtype_bytes, zero.co_located) == ("cuda", 2, 1)
+
+
+def test_a_limit_applies_to_every_subtask_of_a_group() -> None:
+    # lm-eval's --limit 10 on mmlu scores 10 documents in each of its 57 subjects.
+    assert features(task="mmlu", limit=10).documents == 570
+    assert features(task="mmlu", limit=10**6).documents == TASKS["mmlu"].documents
+    assert features(task="arc_easy", limit=10).documents == 10
+
+
+@pytest.mark.parametrize(("name", "kind", "expected"), [
+    ("NVIDIA H100 80GB HBM3", "cuda", "h100"), ("H200-141GB", "cuda", "h200"), ("NVIDIA L4", "cuda", "l4"),
+    ("L4-24GB", "cuda", "l4"), ("NVIDIA A100-SXM4-40GB", "cuda", "a100"), ("Tesla V100-SXM2-32GB", "cuda", "other"),
+    ("NVIDIA L40S", "cuda", "other"), ("CPU", "cpu", "cpu"),
+])
+def test_device_class_tells_gpu_generations_apart(name: str, kind: str, expected: str) -> None:
+    device = H100.model_copy(update={"name": name, "kind": kind})
+    assert device_class(features(device=device)) == expected
 
 
 def test_builtin_models_know_their_vocabulary_and_dtype() -> None:

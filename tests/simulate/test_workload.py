@@ -66,8 +66,9 @@ def test_memory_scale_biases_memory_predictions() -> None:
 def test_limit_and_batch_size_reach_the_truth() -> None:
     workload = build_workload(EXTENDED, H100, limit=10, batch_size=2)
     mmlu = workload.jobs["qwen3-8b/mmlu"]
-    assert mmlu.tasks[0].documents == 10 and mmlu.tasks[0].requests == 40 and mmlu.batch_size == 2
-    assert workload.jobs["qwen3-8b/csatqa"].tasks[0].documents == 10
+    # lm-eval applies the limit per subject: 57 subjects x 10 documents x 4 options.
+    assert mmlu.tasks[0].documents == 570 and mmlu.tasks[0].requests == 2280 and mmlu.batch_size == 2
+    assert workload.jobs["qwen3-8b/arc_easy"].tasks[0].documents == 10
     full = build_workload(EXTENDED, H100)
     assert full.jobs["qwen3-8b/mmlu"].tasks[0].documents == 14042
 
