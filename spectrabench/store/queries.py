@@ -46,10 +46,15 @@ class FailureEntry(NamedTuple):
     error: str
 
 
+def known_run_ids(db: Path) -> list[str]:
+    """Every run id in the store, oldest first."""
+    with connect(db, read_only=True) as con:
+        return [row[0] for row in con.execute("SELECT run_id FROM runs ORDER BY started_at").fetchall()]
+
+
 def resolve_run_id(db: Path, run: str) -> str:
     """Turn `latest` or a run id (or a unique prefix of one) into a run id."""
-    with connect(db, read_only=True) as con:
-        ids = [row[0] for row in con.execute("SELECT run_id FROM runs ORDER BY started_at").fetchall()]
+    ids = known_run_ids(db)
     if not ids:
         raise UserError(f"the store {db} holds no runs", hint="run `spectrabench run --profile smoke` first")
     if run == "latest":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = [
     """CREATE TABLE runs (
@@ -44,7 +44,15 @@ _V1 = [
         artifact BLOB, PRIMARY KEY (version, target))""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1}
+# Which runs form one baseline-vs-optimized comparison. A table of its own rather than a column of runs: the
+# driver inserts runs rows positionally, and a pair is known only once its second run starts.
+_V2 = [
+    """CREATE TABLE compares (
+        compare_id VARCHAR, role VARCHAR, run_id VARCHAR, recorded_at TIMESTAMP,
+        PRIMARY KEY (compare_id, role))""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
 
 
 def migrate(con: Any) -> int:
