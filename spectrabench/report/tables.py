@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any, NamedTuple
 
 from spectrabench.store.queries import FailureEntry, RunInfo, ScoreEntry
@@ -44,6 +43,7 @@ def build_leaderboard(run: RunInfo, pairs: list[tuple[str, str]], scores: list[S
 
 
 def cell_text(entry: ScoreEntry | None) -> str:
+    """A leaderboard cell: the value with its stderr, or "-" when the pair has no score."""
     if entry is None:
         return "-"
     stderr = f" ±{entry.stderr:.3f}" if entry.stderr is not None else ""
@@ -89,15 +89,3 @@ def to_csv(board: Leaderboard) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def to_json(board: Leaderboard) -> str:
-    """JSON with the run, the scores and the failures."""
-    run = board.run
-    return json.dumps({
-        "run": {"run_id": run.run_id, "profile": run.profile, "mode": run.mode, "limit": run.limit,
-                "devices": run.devices, "status": run.status, "started_at": str(run.started_at),
-                "finished_at": str(run.finished_at), "summary": run.summary},
-        "scores": to_rows(board),
-        "failures": [f._asdict() for f in board.failures],
-    }, indent=2, default=str)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "lm_eval", "duckdb", "lightgbm", "ray", "datasets"]
+HEAVY = ["torch", "transformers", "lm_eval", "duckdb", "lightgbm", "ray", "datasets", "matplotlib"]
 
 
 def test_cli_import_loads_no_heavy_module() -> None:
