@@ -23,3 +23,10 @@ OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write to this f
 DevicesOpt = Annotated[str, typer.Option("--devices",
                                          help="auto (every GPU, else one CPU slot), cpu:N, cuda or cuda:0,1.")]
 MaxRetriesOpt = Annotated[int, typer.Option("--max-retries", help="Retries for crashed attempts or bad output.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="local: worker processes on this machine; ray: one Ray task "
+                                         "per job on a Ray cluster (pip install 'spectrabench[ray]').")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", envvar="RAY_ADDRESS",
+                                                   help="With --backend ray: 'auto' (the cluster running on this "
+                                                   "machine) or the head's host:port; default: start a local Ray.")]
+GpusPerJobOpt = Annotated[int, typer.Option("--gpus-per-job", help="GPUs each job's worker gets, on one machine "
+                                            "(with model_args parallelize: true for models larger than one GPU).")]

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from spectrabench.cli.options import BatchSizeOpt, DevicesOpt, JsonOpt, LimitOpt, ModeOpt, ProfileOpt
+from spectrabench.cli.options import (
+    BackendOpt,
+    BatchSizeOpt,
+    DevicesOpt,
+    GpusPerJobOpt,
+    JsonOpt,
+    LimitOpt,
+    ModeOpt,
+    ProfileOpt,
+    RayAddressOpt,
+)
 from spectrabench.errors import UserError, did_you_mean
 
 
 def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", devices: DevicesOpt = "auto",
-         batch_size: BatchSizeOpt = None, as_json: JsonOpt = False) -> None:
+         batch_size: BatchSizeOpt = None, backend: BackendOpt = "local", ray_address: RayAddressOpt = None,
+         gpus_per_job: GpusPerJobOpt = 1, as_json: JsonOpt = False) -> None:
     """Show what `run` would do and what each job is predicted to cost; runs nothing."""
     from spectrabench.cli import render
+    from spectrabench.execution.backends import check_backend
     from spectrabench.execution.runplan import MODES, RunOptions, plan_run
     from spectrabench.profiles import load_profile
     from spectrabench.settings import Settings
@@ -19,6 +31,8 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline"
             raise UserError(f"{option} must be positive, got {value}", hint=f"use {option} 1 or more")
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
+    check_backend(backend)
     settings = Settings()
-    options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices)  # type: ignore[arg-type]
+    options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
+                         backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job)  # type: ignore[arg-type]
     render.forecast(plan_run(load_profile(profile, settings), options, settings), as_json=as_json)

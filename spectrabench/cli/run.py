@@ -7,16 +7,19 @@ import sys
 import typer
 
 from spectrabench.cli.options import (
+    BackendOpt,
     BatchSizeOpt,
     DevicesOpt,
     DryRunOpt,
     ForceOpt,
+    GpusPerJobOpt,
     JobTimeoutOpt,
     JsonOpt,
     LimitOpt,
     MaxRetriesOpt,
     ModeOpt,
     ProfileOpt,
+    RayAddressOpt,
 )
 from spectrabench.errors import UserError, did_you_mean
 
@@ -28,10 +31,12 @@ def _positive(value: float | None, option: str) -> None:
 
 def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", devices: DevicesOpt = "auto",
         batch_size: BatchSizeOpt = None, max_retries: MaxRetriesOpt = 2, job_timeout: JobTimeoutOpt = None,
-        force: ForceOpt = False, dry_run: DryRunOpt = False, as_json: JsonOpt = False) -> None:
+        force: ForceOpt = False, dry_run: DryRunOpt = False, backend: BackendOpt = "local",
+        ray_address: RayAddressOpt = None, gpus_per_job: GpusPerJobOpt = 1, as_json: JsonOpt = False) -> None:
     """Run the profile's jobs; completed (model, task) pairs are skipped unless --force."""
     from spectrabench.cli import render
     from spectrabench.cli.progress import make_observer
+    from spectrabench.execution.backends import check_backend
     from spectrabench.execution.driver import execute_run
     from spectrabench.execution.runplan import MODES, RunOptions, plan_run
     from spectrabench.profiles import load_profile
@@ -45,9 +50,11 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline",
                         hint="use --max-retries 0 to never retry")
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
+    check_backend(backend)
     settings = Settings()
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
-                         force=force, job_timeout_s=job_timeout, max_retries=max_retries)
+                         force=force, job_timeout_s=job_timeout, max_retries=max_retries,
+                         backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job)  # type: ignore[arg-type]
     plan = plan_run(load_profile(profile, settings), options, settings)
     if dry_run:
         render.dry_run(plan, as_json=as_json)

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from spectrabench.execution.backends import make_executor
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, Executor
-from spectrabench.execution.local import LocalExecutor
 from spectrabench.execution.preflight import unreachable_models
 from spectrabench.execution.retry import decide_retry
 from spectrabench.execution.runlock import run_lock
@@ -186,16 +186,16 @@ class _Run:
         self.observer.job_done(state.job, "failed", failure)
 
     # -- attempts --------------------------------------------------------------------------------------------
-    def submit(self, state: _JobState, device: DeviceSpec) -> None:
-        """Start the next attempt of `state` on `device`."""
+    def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...]) -> None:
+        """Start the next attempt of `state` on `devices`."""
         state.attempt += 1
         self.attempts += 1
-        devices = (device,)
         spec = attempt_spec(self.plan, state.job, state.attempt, tuple(state.todo), state.batch_size, devices,
                             self.settings)
         key = f"{state.job.job_key}#{state.attempt}"
         self.history.start_attempt(self.plan.run_id, state.job.job_key, state.attempt, batch_size=state.batch_size,
-                                   tasks=[ref.name for ref in state.todo], devices=device.id,
+                                   tasks=[ref.name for ref in state.todo],
+                                   devices=",".join(d.id for d in devices),
                                    started_at=time.time(), log_path=str(spec.out_dir))
         self.in_flight[key] = state
         self.executor.submit(AttemptRequest(key=key, spec=spec, devices=devices,
@@ -268,7 +268,7 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
         plan: From `plan_run`.
         settings: Where the store and results live.
         observer: Receives progress events.
-        executor: The backend; a LocalExecutor on the plan's devices by default.
+        executor: The backend; by default the plan's (`--backend`) on the plan's devices.
 
     On Ctrl-C every worker is killed, finished tasks stay stored, and the summary says "interrupted".
     """
@@ -279,10 +279,11 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
         history.mark_lost()
         options = plan.options
         history.start_run(plan.run_id, profile=plan.profile.name, mode=options.mode, limit=options.limit,
-                          devices=plan.devices_label, backend="local", settings=_public_settings(settings),
+                          devices=plan.devices_label, backend=options.backend, settings=_public_settings(settings),
                           versions=_versions())
         started = time.perf_counter()
-        executor = executor or LocalExecutor(plan.devices, worker_env(settings))
+        executor = executor or make_executor(options.backend, plan.devices, worker_env(settings),
+                                             ray_address=options.ray_address)
         run = _Run(plan, settings, history, executor, observer)
         status = "interrupted"
         version, training = plan.predictor_version, None
@@ -310,18 +311,21 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
 def _dispatch(run: _Run, queue: deque[_JobState]) -> None:
     """Start queued jobs on free devices as capacity frees; a retry goes to the front of the queue."""
     devices = run.executor.capacity()
+    # A GPU job takes --gpus-per-job devices at once; a CPU job one slot.
+    need = run.plan.options.gpus_per_job if devices and devices[0].kind == "cuda" else 1
     busy: dict[str, str] = {}
     while queue or run.in_flight:
         while queue:
             free = [d for d in devices if d.id not in busy]
-            if not free:
+            if len(free) < need:
                 break
             state = queue.popleft()
             if state.job.model.name in run.unavailable:
                 run.fail_job(state, ErrorKind.UNAVAILABLE.value, run.unavailable[state.job.model.name], None)
                 continue
-            run.submit(state, free[0])
-            busy[free[0].id] = f"{state.job.job_key}#{state.attempt}"
+            run.submit(state, tuple(free[:need]))
+            for device in free[:need]:
+                busy[device.id] = f"{state.job.job_key}#{state.attempt}"
         for result in run.executor.wait(timeout_s=1.0):
             for device in result.request.devices:
                 busy.pop(device.id, None)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spectrabench.errors import UserError
 from spectrabench.execution.attempt import collect_outcome, kill_process_group, start_worker, write_spec
+from spectrabench.execution.backends import connect
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, DeviceBusy
 from spectrabench.execution.monitor import AttemptUsage, Monitor
 from spectrabench.hardware import DeviceSpec, discover_gpus
@@ -35,7 +35,8 @@ from spectrabench.harness.workerspec import ERROR_FILE, LOG_FILE, SPEC_FILE, Wor
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'spectrabench[ray]'"
+#: The file in each attempt's folder that says on which node it ran and which GPU ids Ray assigned.
+NODE_FILE = "ray-node.json"
 #: Ray re-runs a task this often when its worker process or node dies; any other failure is ours to retry.
 SYSTEM_RETRIES = 3
 #: CPUs a GPU attempt asks Ray for, besides its GPUs (tokenising and collating run on the CPU).
@@ -48,38 +49,6 @@ _LIVE_MAX_BYTES = 1 << 20
 #: PATH, HOME, a virtualenv of the driver's machine would be wrong there).
 _FORWARD_PREFIXES = ("SPECTRABENCH_", "HF_", "HUGGING_FACE_", "TRANSFORMERS_", "TOKENIZERS_", "PYTHONUNBUFFERED",
                      "PYTHONHASHSEED")
-
-
-def import_ray() -> Any:
-    """The `ray` module, or a UserError that says how to install the extra."""
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--backend ray needs Ray, which is not installed", hint=INSTALL_HINT) from None
-    return ray
-
-
-def connect(address: str | None) -> Any:
-    """Connect this process to Ray once: to `address` ('auto' or host:port) or, when None, a new local instance.
-
-    Returns:
-        The `ray` module, initialised.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        return ray
-    try:
-        if address is None:
-            # A private local instance: no dashboard (it only costs start-up time here), Ray's logs to files.
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="warning")
-        else:
-            ray.init(address=address, log_to_driver=False, logging_level="warning")
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot connect to the Ray cluster at '{address}': {first}",
-                        hint="start one with `ray start --head`, check the address (host:port of the head's GCS), "
-                             "or leave out --ray-address to start a local Ray") from None
-    return ray
 
 
 # -- the node side -----------------------------------------------------------------------------------------------
@@ -196,6 +165,10 @@ def supervise(key: str, spec_json: str, env: dict[str, str], slots: list[str], t
         devices = [DeviceSpec(id=slots[0], kind="cpu", index=0, name="CPU", total_mem_gb=0.0, free_mem_gb=0.0,
                               threads=int(threads))]
     node_spec = spec.model_copy(update=update)
+    # Where the attempt ran and what Ray gave it: the driver keeps this file with the attempt's other files.
+    write_json_atomic(folder / NODE_FILE, {"node_id": ray.get_runtime_context().get_node_id(), "hostname": node,
+                                           "gpu_ids": gpu_ids, "real_gpus": bool(real_gpus), "cpus": cpus,
+                                           "device": node_spec.device, "pid": os.getpid()})
     seen: dict[str, tuple[int, int]] = {}
     monitor = Monitor(interval_s=monitor_interval_s)
     returncode: int | None = None

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from spectrabench.errors import UserError
 from spectrabench.execution.attempt import worker_argv
-from spectrabench.hardware import DeviceSpec, parse_devices
+from spectrabench.execution.backends import Backend, pool_devices
+from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
@@ -42,6 +43,9 @@ class RunOptions(BaseModel):
     force: bool = False
     job_timeout_s: float | None = None
     max_retries: int = 2
+    backend: Backend = "local"
+    ray_address: str | None = None
+    gpus_per_job: int = 1
 
 
 class PlannedJob(BaseModel):
@@ -100,10 +104,14 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     sources = resolve_task_sources(profile)
     limit = options.limit if options.limit is not None else profile.limit
     batch_size = options.batch_size or profile.batch_size
-    devices = parse_devices(options.devices if options.devices != "auto" else profile.device)
+    def pool(text: str) -> list[DeviceSpec]:
+        return pool_devices(options.backend, text, ray_address=options.ray_address,
+                            gpus_per_job=options.gpus_per_job)
+
+    devices = pool(options.devices if options.devices != "auto" else profile.device)
     if options.mode != "parallel":
         # The sequential modes use one device, as the traditional run did; on CPU that one worker gets every core.
-        devices = parse_devices("cpu:1") if devices[0].kind == "cpu" else devices[:1]
+        devices = pool("cpu:1") if devices[0].kind == "cpu" else devices[:options.gpus_per_job]
     jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
                       lm_eval_version=lm_eval_version(), group_by_model=options.mode != "baseline")
     predictor, version = load_predictor(profile, settings)
@@ -117,7 +125,7 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
         elif options.batch_size is not None:
             forecast = forecast.model_copy(update={"batch_size": job.batch_size, "batch_reason": "--batch-size"})
         plan.forecasts[job.job_key] = forecast
-        spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size, (devices[0],), settings)
+        spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size, tuple(devices[:options.gpus_per_job]), settings)
         plan.jobs.append(PlannedJob(job=job, argv=worker_argv(Path(spec.out_dir)), spec=spec))
     return plan
 
