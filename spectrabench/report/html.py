@@ -199,8 +199,12 @@ def _compare(data: ReportData, plots: dict[str, bytes]) -> str:
     view: CompareView | None = data.compare
     if view is None:
         return _section("compare", '<p class="note">This run was not part of a compare.</p>')
-    parts = [f'<p class="note">Compare <code>{escape(view.compare_id)}</code>: the same profile run the '
-             "traditional way and with the optimized schedule, one after the other on the same machine.</p>"]
+    parts = [f'<p class="note">Compare <code>{escape(view.compare_id)}</code>: the baseline run (the traditional '
+             "way) and the optimized run of the same profile.</p>"]
+    if view.baseline and view.optimized and (view.baseline.run.profile, view.baseline.run.limit) != (
+            view.optimized.run.profile, view.optimized.run.limit):
+        parts.append("<p><strong>The two runs differ in profile or limit: their times and scores are not "
+                     "comparable.</strong></p>")
     if "compare" in plots:
         parts.append(_figure(plots, "compare", "Wall time of the baseline and the optimized run"))
     rows = [_side_row("baseline", view.baseline), _side_row("optimized", view.optimized)]
