@@ -5,9 +5,10 @@ The choice (`next_job`, and `DynamicLPT.pick` which makes the same choice from a
    the item's model. Starting the longest work first is LPT, within 4/3 of the optimal makespan and close to it when
    the tail is made of small items; deciding at dispatch time, not up front, lets the order absorb runtimes that
    differ from their predictions.
-2. The first candidate that fits the device's free memory with a margin (`placement.fits`, `memory_margin_gb`), so
-   the predictions never overcommit a device. On a busy device, only if sharing it pays (`placement.should_colocate`),
-   looking at no more than `MAX_SCAN` candidates.
+2. The first candidate that fits: an idle device takes the longest item it can hold at all (alone it overcommits
+   nothing); a busy device only an item that fits its free memory with a margin (`placement.fits`,
+   `memory_margin_gb`), so the predictions never overcommit it, and only if sharing it pays
+   (`placement.should_colocate`), looking at no more than `MAX_SCAN` candidates.
 3. Warm cache: when the device last ran model M and an admissible item of M is within `WARM_WINDOW` of that
    candidate's length, M's item goes instead: its weights may still be cached, and the order barely changes.
 4. An empty device where nothing fits with the margin takes the longest item that fits it at all: such an item can
@@ -69,9 +70,13 @@ def _context(slot: SlotState, running: Sequence[Running], queued_work_s: float, 
     # Checks that hold for every candidate: each running job known and able to share, room for one more.
     sharing = (allowed and len(running) == len(slot.running) < MAX_SHARING
                and all(can_share(r.item) for r in running))
+    busy = bool(slot.running)
+    # Alone on a device a job overcommits nothing: the margin guards neighbours, so an idle device takes the
+    # longest job that fits it at all. Holding a big model back until nothing else fits starts the longest work
+    # last, the worst order there is.
     return _Context(slot=slot, running=tuple(running), queued_work_s=queued_work_s, n_devices=n_devices,
-                    to_seconds=to_seconds, sharing=sharing, busy=bool(slot.running),
-                    mem_cap_gb=largest_fitting_mem_gb(slot))
+                    to_seconds=to_seconds, sharing=sharing, busy=busy,
+                    mem_cap_gb=largest_fitting_mem_gb(slot) if busy else slot.free_mem_gb)
 
 
 def _eligible_model(min_mem_gb: float, any_shareable: bool, ctx: _Context) -> bool:
@@ -81,11 +86,11 @@ def _eligible_model(min_mem_gb: float, any_shareable: bool, ctx: _Context) -> bo
 
 
 def _admissible(item: WorkItem, priority: float, ctx: _Context) -> bool:
+    if not ctx.busy:
+        return per_device_mem_gb(item) <= ctx.mem_cap_gb + _EPS
     # The cap comparison is the cheap, equivalent-up-to-rounding form of the `fits` check after it.
     if per_device_mem_gb(item) > ctx.mem_cap_gb + _EPS or not fits(ctx.slot, item, memory_margin_gb(ctx.slot, item)):
         return False
-    if not ctx.busy:
-        return True
     if not can_share(item):
         return False
     item_s = priority * ctx.to_seconds

@@ -16,7 +16,7 @@ more items than devices, the two smallest of the G + 1 largest items, since two 
 
 from __future__ import annotations
 
-import random
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -24,7 +24,15 @@ from typing import NamedTuple
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.schedule import Policy, SlotState, WorkItem
 from spectrabench.simulate.specs import hardware_for
-from spectrabench.simulate.truth import DEFAULT_TRUTH, SimJob, TruthConfig, colocation_slowdown, load_seconds, true_cost
+from spectrabench.simulate.truth import (
+    DEFAULT_TRUTH,
+    SimJob,
+    TrueCost,
+    TruthConfig,
+    colocation_slowdown,
+    load_seconds,
+    true_cost,
+)
 
 TruthFor = Mapping[str, SimJob] | Callable[[WorkItem], SimJob]
 
@@ -123,10 +131,6 @@ class _Run:
         self.completed: list[str] = []
         self.failed: list[str] = []
 
-    def rng(self, key: str) -> random.Random:
-        # One generator per item and seed: every attempt of an item draws the same luck (see truth.true_cost).
-        return random.Random(f"{self.seed}/{key}")
-
     def dispatch(self) -> None:
         for device in self.devices:
             while self.queue and len(device.running) < self.max_per_device:
@@ -149,7 +153,8 @@ class _Run:
         job = self.truth_of(item)._replace(batch_size=self.batch[item.key])
         self.attempts[item.key] += 1
         warm = device.last_model == item.model
-        cost = true_cost(job, device.spec, 1, self.rng(item.key), config=self.truth, warm=warm)
+        # Luck per (model, task) and seed: every attempt, grouping and policy meets the same world.
+        cost = true_cost(job, device.spec, 1, None, config=self.truth, warm=warm, luck=str(self.seed))
         free = device.spec.total_mem_gb - sum(a.held_gb for a in device.running)
         oom = cost.peak_mem_gb > free
         runtime = cost.runtime_s * (self.oom_waste if oom else 1.0)
@@ -260,12 +265,17 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
 
 def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob], devices: Sequence[DeviceSpec],
                 seed: int, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4) -> float:
-    """The shortest makespan any schedule of `items` could have on `devices` under the truth (same seed).
+    """The makespan bound LB = max(total work / devices, longest item, G-th + (G+1)-th longest item).
 
-    Each item counts its cheapest attempt on its best device: a warm load and its runtime at whichever batch
-    (the original or a halving) is fastest, alone, with the same noise `simulate` draws for it. Sharing a device
-    lets k items progress at `k / slowdown` times the speed of one, so an item occupies at least
-    `min(1, slowdown(K) / K)` of a device while it runs (K = `max_per_device`). Each model pays one cold load.
+    An item's work is what it really costs alone under the truth (same seed, so the same luck `simulate` draws),
+    on its best device, with a warm load, at its batch size or the largest halving of it that fits that device;
+    each model adds the gap between one cold and one warm load. With G devices, the G+1 longest items cannot all
+    run side by side, so two of them share a device.
+
+    Co-location is credited where memory allows it: k items sharing a device progress at k / slowdown(k) times
+    the speed of one, so in the total an item counts `slowdown(k) / k` of its work, for the largest k
+    (<= `max_per_device`) such that it and k - 1 of the smallest items fit the device together. A big model that
+    fills a GPU counts in full; that keeps the bound tight where sharing is impossible and valid where it is not.
 
     Args:
         items: The items that must run.
@@ -278,39 +288,46 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
     if not items:
         return 0.0
     kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
-    occupied: list[float] = []
-    longest = 0.0
-    cold_extra: dict[str, float] = {}
+    luck = str(seed)
+    costs: list[list[tuple[SimJob, TrueCost, float]]] = []  # per item, per device kind: job, cost, cold gap
     for item in items:
-        base = truth_of(item)
-        best_occupied = best_alone = extra = float("inf")
+        per_kind = []
         for device in kinds:
-            share = min(1.0, colocation_slowdown(base, device, max_per_device) / max_per_device)
-            alone = float("inf")
-            batch = base.batch_size
-            while True:
-                cost = true_cost(base._replace(batch_size=batch), device, 1, random.Random(f"{seed}/{item.key}"),
-                                 config=truth, warm=True)
-                alone = min(alone, cost.load_s + cost.runtime_s)
-                if batch == 1:
-                    break
-                batch //= 2
+            job = truth_of(item)
+            cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
+            while cost.peak_mem_gb > device.total_mem_gb and job.batch_size > 1:
+                job = job._replace(batch_size=job.batch_size // 2)
+                cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
             # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
-            noise = cost.load_s / load_seconds(base, device, warm=True)
-            cold_gap = (load_seconds(base, device, warm=False) - load_seconds(base, device, warm=True)) * noise
-            best_alone = min(best_alone, alone)
-            best_occupied = min(best_occupied, alone * share)
+            noise = cost.load_s / load_seconds(job, device, warm=True)
+            per_kind.append((job, cost, (load_seconds(job, device, warm=False)
+                                         - load_seconds(job, device, warm=True)) * noise))
+        costs.append(per_kind)
+    smallest = [min(c[k][1].peak_mem_gb for c in costs) for k in range(len(kinds))]
+    occupied: list[float] = []
+    alone: list[float] = []
+    cold_extra: dict[str, float] = {}
+    for item, per_kind in zip(items, costs, strict=True):
+        best_occupied = best_alone = extra = float("inf")
+        for k, (device, (job, cost, cold_gap)) in enumerate(zip(kinds, per_kind, strict=True)):
+            room = device.total_mem_gb - cost.peak_mem_gb
+            sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
+            share = min(1.0, colocation_slowdown(job, device, sharing) / sharing)
+            best_alone = min(best_alone, cost.load_s + cost.runtime_s)
+            best_occupied = min(best_occupied, (cost.load_s + cost.runtime_s) * share)
             extra = min(extra, cold_gap * share)
         occupied.append(best_occupied)
-        longest = max(longest, best_alone)
+        alone.append(best_alone)
         cold_extra[item.model] = min(cold_extra.get(item.model, float("inf")), extra)
     g = len(devices)
+    ranked = sorted(alone, reverse=True)
     total = (sum(occupied) + sum(cold_extra.values())) / g
     pair = 0.0
     if len(occupied) > g:
-        ranked = sorted(occupied, reverse=True)
-        pair = ranked[g - 1] + ranked[g]
-    return max(total, longest, pair)
+        # Two of the G+1 longest share a device: side by side, or one after the other.
+        by_occupancy = sorted(occupied, reverse=True)
+        pair = by_occupancy[g - 1] + by_occupancy[g]
+    return max(total, ranked[0], pair)
 
 
 class FifoPolicy:

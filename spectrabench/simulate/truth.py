@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from typing import NamedTuple
 
 from spectrabench.hardware import DeviceSpec
@@ -241,36 +242,53 @@ def _lognormal(rng: random.Random, sigma: float) -> float:
     return math.exp(rng.gauss(-sigma * sigma / 2, sigma)) if sigma > 0 else 1.0
 
 
+def _streams(rng: random.Random | None, luck: str | None, model: str) -> Callable[[str], random.Random] | None:
+    """Where each draw comes from: one stream per (model, task) under `luck`, else the one `rng`, else none."""
+    if luck is not None:
+        return lambda name: random.Random(f"{luck}/{model}/{name}")
+    if rng is not None:
+        return lambda _name: rng
+    return None
+
+
 def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Random | None, *,
-              config: TruthConfig = DEFAULT_TRUTH, warm: bool = False) -> TrueCost:
+              config: TruthConfig = DEFAULT_TRUTH, warm: bool = False, luck: str | None = None) -> TrueCost:
     """What one attempt of `job` really costs on `device`.
 
     Args:
         job: The job (its batch size included).
         device: Where it runs.
         co_located: Jobs sharing the device for the whole attempt, itself included (1 = alone).
-        rng: Source of noise; draws happen in a fixed order (load, one per task, outlier, memory), so a
-            generator seeded per job gives the job the same luck at every batch size and device. None (or
-            `config.noise == 0` with no outliers) gives the noiseless expectation.
+        rng: Source of noise, drawn in a fixed order (load; then per task: runtime, outlier, memory). None with
+            no `luck` gives the noiseless expectation.
         config: Noise level and outliers.
         warm: The model's weights are warm on this device (see `load_seconds`).
+        luck: When given, replaces `rng`: the model's load and each (model, task) draw from their own stream
+            seeded by `luck`, so a task has the same luck whichever job it is grouped in, at any batch size
+            and on any device (the simulator passes its seed).
 
     Returns:
         Load seconds, task seconds (both slowed by co-location) and peak memory in GiB.
     """
     hw = hardware_for(device)
-    load = load_seconds(job, device, warm=warm) * (_lognormal(rng, config.noise) if rng is not None else 1.0)
+    stream = _streams(rng, luck, job.model)
+    load = load_seconds(job, device, warm=warm) * (_lognormal(stream("load"), config.noise) if stream else 1.0)
     runtime = 0.0
     transient = 0.0
     for task in job.tasks:
-        factor = _lognormal(rng, config.noise) if rng is not None else 1.0
-        runtime += _task_seconds(task, job, hw, job.batch_size) * factor
-        transient = max(transient, _task_transient_bytes(task, job, job.batch_size))
-    if rng is not None and rng.random() < config.outlier_rate:
-        runtime *= config.outlier_factor
-    mem_factor = math.exp(rng.gauss(0.0, _MEM_NOISE)) if rng is not None else 1.0
+        seconds = _task_seconds(task, job, hw, job.batch_size)
+        mem_factor = 1.0
+        if stream is not None:
+            draws = stream(task.name)
+            seconds *= _lognormal(draws, config.noise)
+            # Outliers strike a task (a pathological generation, a slow shard), not a whole worker's list.
+            if draws.random() < config.outlier_rate:
+                seconds *= config.outlier_factor
+            mem_factor = math.exp(draws.gauss(0.0, _MEM_NOISE))
+        runtime += seconds
+        transient = max(transient, _task_transient_bytes(task, job, job.batch_size) * mem_factor)
     weights = job.params_b * 1e9 * job.dtype_bytes
-    peak = _CONTEXT_GIB[hw.kind] + (weights + transient * _ALLOCATOR_SLACK * mem_factor) / _GIB
+    peak = _CONTEXT_GIB[hw.kind] + (weights + transient * _ALLOCATOR_SLACK) / _GIB
     slowdown = colocation_slowdown(job, device, co_located)
     return TrueCost(load * slowdown, runtime * slowdown, peak)
 
