@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 from spectrabench.cli.options import (
     BackendOpt,
     BatchSizeOpt,
@@ -35,4 +38,7 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline"
     settings = Settings()
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
                          backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job)  # type: ignore[arg-type]
-    render.forecast(plan_run(load_profile(profile, settings), options, settings), as_json=as_json)
+    # Ray prints what its raylets report on the driver's stdout: keep stdout for --json.
+    with contextlib.redirect_stdout(sys.stderr):
+        planned = plan_run(load_profile(profile, settings), options, settings)
+    render.forecast(planned, as_json=as_json)

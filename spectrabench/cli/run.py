@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import typer
@@ -55,11 +56,13 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline",
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
                          force=force, job_timeout_s=job_timeout, max_retries=max_retries,
                          backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job)  # type: ignore[arg-type]
-    plan = plan_run(load_profile(profile, settings), options, settings)
+    # Ray prints what its raylets report (a lost worker, say) on the driver's stdout: keep stdout for --json.
+    with contextlib.redirect_stdout(sys.stderr):
+        plan = plan_run(load_profile(profile, settings), options, settings)
     if dry_run:
         render.dry_run(plan, as_json=as_json)
         return
-    with make_observer(plan, quiet=as_json, stream=sys.stderr) as observer:
+    with make_observer(plan, quiet=as_json, stream=sys.stderr) as observer, contextlib.redirect_stdout(sys.stderr):
         summary = execute_run(plan, settings, observer)
     render.run_summary(summary, as_json=as_json)
     raise typer.Exit(summary.exit_code)

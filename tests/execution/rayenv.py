@@ -39,3 +39,25 @@ def local_ray(home: Path, **init_args: object) -> Iterator[None]:
             yield
         finally:
             ray.shutdown()
+
+
+@contextmanager
+def two_node_cluster(home: Path, gpus_per_node: int = 2, cpus_per_node: int = 2) -> Iterator[str]:
+    """A Ray cluster of two nodes on this machine (`ray.cluster_utils.Cluster`), with fake GPUs; yields its address.
+
+    This process is connected to it for the duration of the block.
+    """
+    with ray_environment(home):
+        import ray
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus_per_node, "num_gpus": gpus_per_node,
+                                                                "include_dashboard": False})
+        try:
+            cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, log_to_driver=False, logging_level="warning")
+            yield str(cluster.address)
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
