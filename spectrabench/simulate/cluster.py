@@ -27,7 +27,6 @@ from spectrabench.simulate.specs import hardware_for
 from spectrabench.simulate.truth import (
     DEFAULT_TRUTH,
     SimJob,
-    TrueCost,
     TruthConfig,
     colocation_slowdown,
     load_seconds,
@@ -268,14 +267,14 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
     """The makespan bound LB = max(total work / devices, longest item, G-th + (G+1)-th longest item).
 
     An item's work is what it really costs alone under the truth (same seed, so the same luck `simulate` draws),
-    on its best device, with a warm load, at its batch size or the largest halving of it that fits that device;
-    each model adds the gap between one cold and one warm load. With G devices, the G+1 longest items cannot all
-    run side by side, so two of them share a device.
+    on its best device, with a warm load, at the best of its batch size and the halvings of it (retries halve,
+    and a group runs its smallest); each model adds the gap between one cold and one warm load. With G devices,
+    the G+1 longest items cannot all run side by side, so two of them share a device.
 
     Co-location is credited where memory allows it: k items sharing a device progress at k / slowdown(k) times
     the speed of one, so in the total an item counts `slowdown(k) / k` of its work, for the largest k
-    (<= `max_per_device`) such that it and k - 1 of the smallest items fit the device together. A big model that
-    fills a GPU counts in full; that keeps the bound tight where sharing is impossible and valid where it is not.
+    (<= `max_per_device`) such that it and k - 1 of the smallest items (at batch 1) fit the device together. A
+    big model that fills a GPU counts in full: the bound stays tight where sharing is impossible, valid where not.
 
     Args:
         items: The items that must run.
@@ -289,33 +288,39 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
         return 0.0
     kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
     luck = str(seed)
-    costs: list[list[tuple[SimJob, TrueCost, float]]] = []  # per item, per device kind: job, cost, cold gap
+    # Per item and device kind: (work, peak, cold-load gap, job) at its batch and at every halving of it that
+    # fits the device alone; a schedule may run any of them (OOM retries halve, groups take their smallest).
+    variants: list[list[list[tuple[float, float, float, SimJob]]]] = []
     for item in items:
         per_kind = []
         for device in kinds:
-            job = truth_of(item)
-            cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
-            while cost.peak_mem_gb > device.total_mem_gb and job.batch_size > 1:
-                job = job._replace(batch_size=job.batch_size // 2)
+            job, options = truth_of(item), []
+            while True:
                 cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
-            # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
-            noise = cost.load_s / load_seconds(job, device, warm=True)
-            per_kind.append((job, cost, (load_seconds(job, device, warm=False)
-                                         - load_seconds(job, device, warm=True)) * noise))
-        costs.append(per_kind)
-    smallest = [min(c[k][1].peak_mem_gb for c in costs) for k in range(len(kinds))]
+                if cost.peak_mem_gb <= device.total_mem_gb or job.batch_size == 1:
+                    # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
+                    noise = cost.load_s / load_seconds(job, device, warm=True)
+                    gap = (load_seconds(job, device, warm=False) - load_seconds(job, device, warm=True)) * noise
+                    options.append((cost.load_s + cost.runtime_s, cost.peak_mem_gb, gap, job))
+                if job.batch_size == 1:
+                    break
+                job = job._replace(batch_size=job.batch_size // 2)
+            per_kind.append(options)
+        variants.append(per_kind)
+    smallest = [min(min(o[1] for o in v[k]) for v in variants) for k in range(len(kinds))]
     occupied: list[float] = []
     alone: list[float] = []
     cold_extra: dict[str, float] = {}
-    for item, per_kind in zip(items, costs, strict=True):
+    for item, per_kind in zip(items, variants, strict=True):
         best_occupied = best_alone = extra = float("inf")
-        for k, (device, (job, cost, cold_gap)) in enumerate(zip(kinds, per_kind, strict=True)):
-            room = device.total_mem_gb - cost.peak_mem_gb
-            sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
-            share = min(1.0, colocation_slowdown(job, device, sharing) / sharing)
-            best_alone = min(best_alone, cost.load_s + cost.runtime_s)
-            best_occupied = min(best_occupied, (cost.load_s + cost.runtime_s) * share)
-            extra = min(extra, cold_gap * share)
+        for k, (device, options) in enumerate(zip(kinds, per_kind, strict=True)):
+            for work, peak, cold_gap, job in options:
+                room = device.total_mem_gb - peak
+                sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
+                share = min(1.0, colocation_slowdown(job, device, sharing) / sharing)
+                best_alone = min(best_alone, work)
+                best_occupied = min(best_occupied, work * share)
+                extra = min(extra, cold_gap * share)
         occupied.append(best_occupied)
         alone.append(best_alone)
         cold_extra[item.model] = min(cold_extra.get(item.model, float("inf")), extra)

@@ -1,0 +1,65 @@
+"""Makespan of each scheduling strategy in the simulator, against the lower bound and the sequential baseline.
+
+One invocation runs every case: the standard (13 x 10) and extended (22 x 21) profiles on 2xA100-80GB and
+8xH100-80GB, truth and prediction noise 0.2 and 0.5 (lognormal sigma) with 2% outliers, 10% memory-prediction
+noise, 20 seeds each. Per case and strategy it prints makespan / LB at p50 and p95, the speed-up over sequential,
+OOMs, model loads and utilisation, then checks ours against the aims:
+ours / LB <= 1.03 at p95 (noise 0.2) and <= 1.08 (noise 0.5); speed-up >= 1.95x on 2 GPUs and >= 7.5x on 8;
+zero OOM; every job finished; model loads <= (models + GPUs) x 1.1.
+Usage: `python benchmarks/simulated_makespan.py [--seeds 20]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+CASES = [(profile, pool) for profile in ("standard", "extended") for pool in ("2xA100-80GB", "8xH100-80GB")]
+NOISES = (0.2, 0.5)
+LB_AIM = {0.2: 1.03, 0.5: 1.08}
+SPEEDUP_AIM = {2: 1.95, 8: 7.5}
+LOAD_SLACK = 1.1
+
+
+def main() -> None:
+    """Print one table per case and a line of aims met or missed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=20)
+    args = parser.parse_args()
+    from spectrabench.profiles import load_profile
+    from spectrabench.settings import Settings
+    from spectrabench.simulate.experiment import compare_strategies
+    from spectrabench.simulate.specs import parse_pool
+
+    settings = Settings()
+    misses = 0
+    for profile_name, pool in CASES:
+        profile = load_profile(profile_name, settings)
+        devices = parse_pool(pool)
+        for noise in NOISES:
+            started = time.perf_counter()
+            stats = compare_strategies(profile, devices, seeds=args.seeds, noise=noise, memory_noise=0.1)
+            print(f"\n{profile_name} ({len(profile.models)} x {len(profile.tasks)}) on {pool}, noise {noise}, "
+                  f"{args.seeds} seeds ({time.perf_counter() - started:.0f} s)")
+            print(f"{'strategy':12} {'p50 h':>7} {'/LB p50':>8} {'/LB p95':>8} {'speed-up':>9} {'p5':>6} "
+                  f"{'OOM':>4} {'loads':>6} {'util':>5} {'unfinished':>10}")
+            for s in stats:
+                print(f"{s.strategy:12} {s.makespan_h_p50:>7.2f} {s.ratio_to_lb_p50:>8.3f} {s.ratio_to_lb_p95:>8.3f} "
+                      f"{s.speedup_p50:>8.2f}x {s.speedup_p5:>5.2f}x {s.oom_total:>4} {s.model_loads_p50:>6.0f} "
+                      f"{s.utilisation_p50:>5.2f} {s.unfinished:>10}")
+            ours = next(s for s in stats if s.strategy == "ours")
+            load_cap = (len(profile.models) + len(devices)) * LOAD_SLACK
+            checks = {
+                f"/LB p95 <= {LB_AIM[noise]}": ours.ratio_to_lb_p95 <= LB_AIM[noise],
+                f"speed-up >= {SPEEDUP_AIM[len(devices)]}x": ours.speedup_p50 >= SPEEDUP_AIM[len(devices)],
+                "zero OOM": ours.oom_total == 0,
+                "every job finished": ours.unfinished == 0,
+                f"loads <= {load_cap:.0f}": ours.model_loads_p50 <= load_cap,
+            }
+            misses += sum(not ok for ok in checks.values())
+            print("aims: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in checks.items()))
+    print(f"\n{misses} aim(s) missed")
+
+
+if __name__ == "__main__":
+    main()
