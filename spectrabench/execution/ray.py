@@ -207,7 +207,9 @@ _CONTROL: dict[str, Any] = {}
 
 
 def _control_actor(ray: Any) -> Any:
-    job = ray.get_runtime_context().get_job_id()
+    # Job ids restart at 01000000 in every new Ray instance; with the node id the key is one connection's.
+    context = ray.get_runtime_context()
+    job = f"{context.get_node_id()}/{context.get_job_id()}"
     if job not in _CONTROL:
         _CONTROL.clear()  # handles of an earlier connection are dead
         _CONTROL[job] = ray.remote(num_cpus=0)(_Control).remote()
