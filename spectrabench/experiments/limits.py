@@ -7,7 +7,8 @@ the task (as one `--limit` run would give every model the same documents). From 
 
 - the absolute error of the subset score against the full score: its mean and its 95th percentile;
 - the 95% interval of the subset score (2.5th and 97.5th percentiles of the resampling distribution);
-- the rank agreement of the task's models (Kendall's tau-b between the subset scores and the full scores).
+- the rank agreement of the task's models (Kendall's tau-b between the subset scores and the full scores; a
+  subset on which all models tie counts as 0).
 
 A pair meets the target at n when 95% of its subsets of n documents land within `epsilon` of its full score.
 Sampling is without replacement from the documents at hand, so the error reaches 0 at n = all documents; a limit at
@@ -65,7 +66,7 @@ class TauPoint(NamedTuple):
     """Rank agreement of a task's models at one limit: Kendall tau-b of subset scores against full scores."""
 
     limit: int
-    mean: float | None  # None where tau is undefined in every replicate (fewer than two distinct scores)
+    mean: float | None  # None where the full scores all tie (no ranking to agree with)
     low: float | None
     high: float | None
 
@@ -168,8 +169,13 @@ def _tau_points(sums: np.ndarray, full_sums: np.ndarray, limits: Sequence[int]) 
     sy = np.sign(full_sums[i] - full_sums[j])  # (pairs,)
     numerator = np.einsum("rpl,p->rl", sx, sy)
     denominator = np.sqrt(np.count_nonzero(sx, axis=1) * np.count_nonzero(sy))
+    # A subset on which every model ties (e.g. all score 0 on two documents) says nothing about the order: that
+    # counts as tau 0, not as a missing value, or small limits would look better than they are. Tau is undefined
+    # only where the full scores all tie.
+    untied_full = np.count_nonzero(sy) > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        tau = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+        tau = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1),
+                       0.0 if untied_full else np.nan)
     points = []
     for k, n in enumerate(limits):
         defined = tau[:, k][~np.isnan(tau[:, k])]

@@ -35,7 +35,7 @@ def convergence_figure(report: LimitReport) -> bytes:
     """
     plt = _pyplot()
     rows = max(1, len(report.tasks))
-    fig, axes = plt.subplots(rows, 2, figsize=(11, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 3.4 * rows), squeeze=False, layout="constrained")
     for row, task in zip(axes, report.tasks, strict=False):
         left, right = row
         for pair in task.pairs:
@@ -74,7 +74,7 @@ def learning_curve_figure(report: ThresholdReport, source: str) -> bytes:
     with the chosen `min_learning_data` and `stable_learning_data`."""
     plt = _pyplot()
     cols = max(1, len(report.domains))
-    fig, axes = plt.subplots(1, cols, figsize=(5.5 * cols, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, cols, figsize=(5.5 * cols, 3.8), squeeze=False, layout="constrained")
     for ax, domain in zip(axes[0], report.domains, strict=False):
         ns = [p.n for p in domain.curve]
         ax.plot(ns, [p.rules_error for p in domain.curve], marker="o", ms=3, label="rules")

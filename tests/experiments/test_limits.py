@@ -116,3 +116,15 @@ def test_align_keeps_the_documents_every_model_shares_and_drops_short_runs() -> 
     assert aligned is not None and aligned.models == ("a", "b") and aligned.values.shape == (2, 25)
     assert aligned.values[0].sum() == 25 and aligned.values[1].sum() == 0
     assert align_documents("t", "acc", {"a": {0: 1.0}})[0] is None
+
+
+def test_a_subset_where_every_model_ties_counts_as_no_agreement() -> None:
+    # One model right on one document in ten, two never right: on 2 documents all three usually tie at 0.
+    values = np.stack([np.tile([1.0] + [0.0] * 9, 10), np.zeros(100), np.zeros(100)])
+    curve = analyse_task(TaskSamples("t", "acc", ("some", "none1", "none2"), values), replicates=2000)
+    at_two = curve.tau[0]
+    assert at_two.limit == 2 and at_two.mean is not None
+    # Both documents wrong with probability 90/100 * 89/99 = 0.81 (tau 0), else the order is right (tau 1).
+    assert at_two.mean == pytest.approx(0.19, abs=0.05)
+    flat = analyse_task(TaskSamples("t", "acc", ("a", "b"), np.zeros((2, 50))), replicates=100)
+    assert all(p.mean is None for p in flat.tau) and flat.rank_limit is None
