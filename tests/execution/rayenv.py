@@ -1,5 +1,6 @@
 """Ray for tests: started with HOME and Ray's temp folder isolated, so no token or session lands in the real home
-or /tmp/ray, and shut down afterwards. Skips the calling module cleanly when the ray extra is not installed."""
+or /tmp/ray, without token auth, and shut down afterwards. Skips the calling module cleanly when the ray extra is
+not installed."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def ray_environment(home: Path) -> Iterator[Path]:
         patch.setenv("HOME", str(home))
         patch.setenv("RAY_TMPDIR", str(temp))
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # Private loopback clusters need no token; with one, the first instance's token setup sticks to this
+        # process and a later instance (in another HOME) fails to start its GCS.
+        patch.setenv("RAY_AUTH_MODE", "disabled")
         try:
             yield temp
         finally:
