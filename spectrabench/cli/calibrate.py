@@ -41,7 +41,12 @@ DEFAULT_POOL = "A100-80GB,H100-80GB,H200-141GB,L4-24GB"
 
 def _write_outputs(folder: Path, files: dict[str, bytes]) -> list[Path]:
     """Write every output or none: each goes to a temporary name first, then all are renamed into place."""
-    folder.mkdir(parents=True, exist_ok=True)
+    from spectrabench.errors import UserError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write to {folder}: {exc.strerror}", hint="give --out a folder you can write") from None
     staged = []
     try:
         for name, data in files.items():

@@ -80,6 +80,9 @@ def test_limit_writes_json_and_the_convergence_figure(data_dir: Path, tmp_path: 
     # Two of three models are constant (exact from 2 documents); the third needs 50 for 0.15 at 95%.
     assert task["share_meeting"]["20"] == 2 / 3 and task["share_meeting"]["50"] == 1.0
     assert task["recommended_limit"] == 50 and payload["recommended_limit"] == 50
+    (tmp_path / "a-file").write_text("")
+    refused = cli("calibrate", "limit", "--replicates", "300", "--out", "a-file/out")
+    assert refused.code == 2 and "cannot write to a-file/out" in _one_line_error(refused.stderr)
 
 
 def test_thresholds_without_enough_history_fail_in_one_line(data_dir: Path, tmp_path: Path, cli: Invoke) -> None:
