@@ -187,3 +187,15 @@ def test_ray_backend_scores_match_the_local_backend(cluster: Cluster, tmp_path: 
     assert json.loads(ray_out)["devices"] == "ray-cpu:0" and json.loads(local_out)["devices"] == "cpu:0"
     expected = _scores(tmp_path / "local" / "spectrabench.duckdb")
     assert expected and _scores(tmp_path / "ray" / "spectrabench.duckdb") == expected
+    # A random-init model scores 0 on most docs, so compare what lm-eval measured per document too: the
+    # log-likelihood of every choice, to the last bit.
+    assert _loglikelihoods(tmp_path / "ray") == _loglikelihoods(tmp_path / "local") != {}
+
+
+def _loglikelihoods(data_dir: Path) -> dict[tuple[str, int], Any]:
+    found = {}
+    for path in data_dir.glob("results/*/*/attempt-*/*.samples.jsonl"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            found[(record["task"], record["doc_id"])] = record["filtered_resps"]
+    return found
