@@ -340,12 +340,13 @@ class DynamicLPT:
             return False
         if self._n_devices is None and not self._finished_any:
             return False  # until the first finish, some devices may not have been offered work yet
-        if len(self._devices) < (self._n_devices or 0):
-            return False  # a device not seen yet is idle
         if not all(key in self._started and can_share(self._started[key][0]) for key in slot.running):
             return False
-        # Sharing a device while another is idle would stretch jobs for nothing.
-        return all(keys for device, keys in self._devices.items() if device != slot.device_id)
+        # Sharing a device while another is idle would stretch jobs for nothing, unless the queue holds enough for
+        # every idle device as well (the start of a run, when devices are offered work one after another).
+        idle = max(0, (self._n_devices or 0) - len(self._devices))
+        idle += sum(1 for device, keys in self._devices.items() if device != slot.device_id and not keys)
+        return len(self._pending) > idle
 
     def _context(self, slot: SlotState, now: float) -> _Context:
         scale = self.global_scale()

@@ -61,6 +61,9 @@ _TARGET_SLACKS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05)
 # Pieces cut after the fact, at most, to unstack what longest-first scheduling stacked.
 _REFINE_STEPS = 16
 _REFINED = 4
+# Critical pieces tried per step, longest first: a short piece's halves rarely unstack anything, and each trial
+# re-schedules every piece (this keeps planning thousands of jobs under a second).
+_REFINE_TRIALS = 8
 
 
 def merge_items(items: Sequence[WorkItem]) -> WorkItem:
@@ -118,8 +121,7 @@ def _noisy_runtimes(models: Mapping[str, _ModelSplits]) -> list[dict[str, list[f
 def _expected_makespan(models: Mapping[str, _ModelSplits], parts: Mapping[str, list[list[int]]], n_devices: int,
                        noisy: Sequence[Mapping[str, list[float]]]) -> float:
     """The mean makespan of dynamic LPT (longest predicted first, on the first free device) over `noisy` draws."""
-    order = sorted(((models[m].load_s + sum(models[m].items[i].predicted_runtime_s for i in b), m, b)
-                    for m in parts for b in parts[m]), key=lambda p: -p[0])
+    order = sorted(((models[m].length(b), m, b) for m in parts for b in parts[m]), key=lambda p: -p[0])
     total = 0.0
     for draw in noisy:
         free = [0.0] * n_devices
@@ -140,9 +142,19 @@ class _ModelSplits:
 
     def __init__(self, items: Sequence[WorkItem]) -> None:
         self.items = list(items)
+        self.runtimes = [i.predicted_runtime_s for i in items]
         self.load_s = max(i.predicted_load_s for i in items)
-        self.work_s = sum(i.predicted_runtime_s for i in items)
+        self.work_s = sum(self.runtimes)
         self._bins: dict[int, list[list[int]]] = {}
+        self._lengths: dict[tuple[int, ...], float] = {}
+
+    def length(self, piece: Sequence[int]) -> float:
+        """Predicted length of the piece with these task indexes: one load plus their runtimes (memoised)."""
+        key = tuple(piece)
+        found = self._lengths.get(key)
+        if found is None:
+            found = self._lengths[key] = self.load_s + sum(self.runtimes[i] for i in key)
+        return found
 
     def bins(self, k: int) -> list[list[int]]:
         """Task indexes of each of k pieces, each in profile order, pieces ordered by their first task."""
@@ -159,7 +171,7 @@ class _ModelSplits:
 
     def lengths(self, k: int) -> list[float]:
         """Predicted length of each of the k pieces, each paying the load."""
-        return [self.load_s + sum(self.items[i].predicted_runtime_s for i in b) for b in self.bins(k)]
+        return [self.length(b) for b in self.bins(k)]
 
     def pieces_under(self, cap: float) -> int:
         """The fewest pieces whose lengths all stay under `cap` (all tasks apart when none do)."""
@@ -233,8 +245,8 @@ def _critical_pieces(models: Mapping[str, _ModelSplits], parts: Mapping[str, lis
                      n_devices: int) -> tuple[float, list[tuple[str, int]]]:
     """`_score` of `parts`, and the pieces (model, index) that make it: the longest, or those on the device that
     finishes last."""
-    pieces = sorted(((models[m].load_s + sum(models[m].items[i].predicted_runtime_s for i in b), m, k)
-                     for m in parts for k, b in enumerate(parts[m])), key=lambda p: (-p[0], p[1], p[2]))
+    pieces = sorted(((models[m].length(b), m, k) for m in parts for k, b in enumerate(parts[m])),
+                    key=lambda p: (-p[0], p[1], p[2]))
     devices: list[tuple[float, int]] = [(0.0, d) for d in range(n_devices)]
     held: list[list[tuple[float, str, int]]] = [[] for _ in range(n_devices)]
     for piece in pieces:
@@ -259,7 +271,7 @@ def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], p
     """
     makespan, critical = _critical_pieces(models, parts, n_devices)
     for _ in range(min(_REFINE_STEPS, budget - sum(len(p) for p in parts.values()))):
-        for model, index in critical:
+        for model, index in critical[:_REFINE_TRIALS]:
             piece = parts[model][index]
             if not can_split[model] or len(piece) < 2:
                 continue
@@ -277,7 +289,7 @@ def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], p
 
 
 def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
-               splittable: Callable[[str], bool] | None = None) -> list[WorkItem]:
+               splittable: Callable[[str], bool] | None = None, *, jobs_per_device: float = 1.0) -> list[WorkItem]:
     """Group each model's (model, task) items into as few jobs as keep the predicted makespan short.
 
     See the module docstring for the rule.
@@ -286,20 +298,25 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
         items_by_model: One item per (model, task), each with the model's load time, by model in profile order.
         n_devices: Devices the run will use.
         splittable: Whether a model may be split into several jobs; every model may by default.
+        jobs_per_device: Jobs each device runs at once on average (`placement.jobs_per_device` where small models
+            share GPUs): the pieces are packed for `round(n_devices * jobs_per_device)` slots, which a shared device
+            runs side by side, each slower. Pieces finer than whole GPUs would need keep the shared tail short.
 
     Returns:
         The jobs, models in the mapping's order and each model's pieces in task order.
     """
     if n_devices < 1:
         raise ValueError(f"need at least one device, got {n_devices}")
+    if jobs_per_device < 1:
+        raise ValueError(f"a device runs at least one job at a time, got {jobs_per_device}")
+    n_devices = max(n_devices, round(n_devices * jobs_per_device))
     models = {m: _ModelSplits(items) for m, items in items_by_model.items() if items}
     if not models:
         return []
     can_split = {m: (splittable(m) if splittable else True) and len(s.items) > 1 for m, s in models.items()}
 
     def quick_score(parts: Mapping[str, list[list[int]]]) -> float:
-        return _score([s.load_s + sum(s.items[i].predicted_runtime_s for i in b)
-                       for m, s in models.items() for b in parts[m]], n_devices)
+        return _score([s.length(b) for m, s in models.items() for b in parts[m]], n_devices)
 
     whole = {m: s.bins(1) for m, s in models.items()}
     longest = max(s.load_s + s.work_s for s in models.values())

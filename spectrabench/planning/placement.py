@@ -5,11 +5,12 @@ gives) plus a margin that grows with what already runs on the device, because pr
 device add up.
 
 Co-location model: jobs sharing one GPU share its compute. Each of `n` small jobs on one device runs
-`1 + 0.6 * (n - 1)` times slower than alone, so two together take 1.6x as long each but finish both in 1.6 units
-instead of 2 (1.25x the throughput). That only holds for small models, whose batches leave the GPU's compute idle; a
-large model already saturates it, so sharing would only stretch both jobs, and a sharded (multi-GPU) job owns its
-devices. Sharing also stretches the jobs involved, which costs makespan when they are the last to finish: it pays
-only while the rest of the queue keeps every device busy for longer than the stretched jobs take.
+`1 + 0.6 * (n - 1)` times slower than alone while they share it, and at full speed again once it runs alone: two
+together finish in 1.6 units instead of 2 (1.25x the throughput), four in 2.8 instead of 4 (1.43x). That only holds
+for small models, whose batches leave the GPU's compute idle; a large model already saturates it, so sharing would
+only stretch both jobs, and a sharded (multi-GPU) job owns its devices. Sharing also stretches the jobs involved,
+which costs makespan when they are the last to finish: it pays only while the rest of the queue keeps every device
+busy for longer than the jobs sharing the device take to finish together (`shared_finish_s`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ WEIGHT_FRACTION = 0.85
 SMALL_MODEL_B = 3.0
 # Extra slowdown each additional job sharing a GPU inflicts on every job there (small models).
 SHARING_SLOWDOWN = 0.6
-# More sharers add little throughput (n / slowdown flattens) while their memory errors add up.
-MAX_SHARING = 2
+# More sharers add less and less throughput (n / slowdown: 1.25x for 2, 1.36x for 3, 1.43x for 4, 1.47x for 5)
+# while their memory errors add up.
+MAX_SHARING = 4
 # Memory margin: a share of the predicted peaks on the device (this job's and those running) plus a constant.
 MARGIN_FRACTION = 0.15
 MARGIN_GB = 0.5
@@ -120,20 +122,51 @@ def predicted_length_s(item: WorkItem) -> float:
     return item.predicted_runtime_s + item.predicted_load_s
 
 
+def shared_finish_s(lengths_s: Sequence[float]) -> float:
+    """When the last of jobs started together on one device finishes, each with `lengths_s` of work alone.
+
+    All progress at `1 / colocation_slowdown(k)` while k of them run; each finish speeds the rest up. The shortest
+    job ends first, so the device is done after `sum over i of (l_i - l_(i-1)) * colocation_slowdown(n - i)`, the
+    lengths sorted ascending (`l_0 = 0`): never more than running them one after another.
+    """
+    finish, done = 0.0, 0.0
+    for sharing, length in zip(range(len(lengths_s), 0, -1), sorted(lengths_s), strict=True):
+        finish += (length - done) * colocation_slowdown(sharing)
+        done = length
+    return finish
+
+
 def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_work_s: float,
                     n_devices: int) -> bool:
     """Whether adding a job of `item_s` seconds next to jobs with `running_remaining_s` left shortens the run.
 
-    Sharing raises throughput, but it stretches the new job by `colocation_slowdown(n)` and the running ones by
-    `colocation_slowdown(n) / colocation_slowdown(n - 1)`. That is harmless while the rest of the queue keeps every
-    device busy for longer (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail.
+    Sharing raises throughput, but it stretches the new job and the running ones until the device is done with all
+    of them (`shared_finish_s`). That is harmless while the rest of the queue keeps every device busy for longer
+    (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail.
     """
     n = len(running_remaining_s) + 1
     if n > MAX_SHARING or n / colocation_slowdown(n) <= 1.0:
         return False
-    stretch = colocation_slowdown(n) / colocation_slowdown(n - 1)
-    longest = max([item_s * colocation_slowdown(n)] + [r * stretch for r in running_remaining_s])
-    return longest <= queued_work_s / max(1, n_devices)
+    return shared_finish_s([item_s, *running_remaining_s]) <= queued_work_s / max(1, n_devices)
+
+
+def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
+    """How many jobs a device of `device_mem_gb` may run at once on average, for grouping to pack for.
+
+    A typical shareable item (the median predicted peak of those that `can_share`) fits k times with the margin
+    (`k` at most `MAX_SHARING`); shareable items count k slots and the others one, weighted by predicted length.
+    1.0 when nothing can share, so a large-model profile is grouped exactly as without co-location.
+    """
+    shareable = sorted(per_device_mem_gb(i) for i in items if can_share(i))
+    total_s = sum(predicted_length_s(i) for i in items)
+    if not shareable or total_s <= 0:
+        return 1.0
+    typical = shareable[len(shareable) // 2]
+    # k items of `typical` GiB with the margin for all of them: k * typical * (1 + fraction) + constant.
+    room = (device_mem_gb - MARGIN_GB) / ((1.0 + MARGIN_FRACTION) * typical) if typical > 0 else MAX_SHARING
+    k = max(1, min(MAX_SHARING, math.floor(room)))
+    share = sum(predicted_length_s(i) for i in items if can_share(i)) / total_s
+    return 1.0 + share * (k - 1)
 
 
 def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], *, running: Sequence[Running] = (),

@@ -13,9 +13,11 @@ from spectrabench.planning.placement import (
     colocation_slowdown,
     fits,
     gpus_needed,
+    jobs_per_device,
     largest_fitting_mem_gb,
     memory_margin_gb,
     per_device_mem_gb,
+    shared_finish_s,
     should_colocate,
 )
 from spectrabench.planning.schedule import SlotState, WorkItem
@@ -80,9 +82,30 @@ def test_largest_fitting_memory_agrees_with_fits() -> None:
 
 def test_sharing_pays_only_while_the_queue_keeps_every_device_busy() -> None:
     assert colocation_pays(100.0, [50.0], queued_work_s=1000.0, n_devices=2)
-    assert not colocation_pays(100.0, [50.0], queued_work_s=300.0, n_devices=2)  # 160 s stretched > 150 s left
+    # Both at 1/1.6 speed until the 50 s one ends (80 s), then 50 s alone: done at 130 s.
+    assert colocation_pays(100.0, [50.0], queued_work_s=260.0, n_devices=2)
+    assert not colocation_pays(100.0, [50.0], queued_work_s=250.0, n_devices=2)  # 130 s > 125 s left
     assert not colocation_pays(100.0, [500.0], queued_work_s=1000.0, n_devices=2)  # the running one is the tail
     assert not colocation_pays(1.0, [1.0] * MAX_SHARING, queued_work_s=1e9, n_devices=1)
+
+
+def test_jobs_sharing_a_device_finish_sooner_together_than_in_turn_but_later_than_alone() -> None:
+    assert shared_finish_s([100.0]) == 100.0
+    assert shared_finish_s([50.0, 100.0]) == pytest.approx(50.0 * colocation_slowdown(2) + 50.0)
+    assert shared_finish_s([30.0, 30.0, 30.0]) == pytest.approx(30.0 * colocation_slowdown(3))
+    rng = random.Random(3)
+    for _ in range(200):
+        lengths = [rng.uniform(1, 100) for _ in range(rng.randint(1, MAX_SHARING))]
+        assert max(lengths) - 1e-9 <= shared_finish_s(lengths) <= sum(lengths) + 1e-9
+
+
+def test_jobs_per_device_counts_shared_slots_only_for_small_models_that_fit() -> None:
+    small = [work(f"s{i}", mem=8.0) for i in range(10)]
+    large = [work(f"l{i}", mem=20.0, params_b=8.0) for i in range(10)]
+    assert jobs_per_device(small, 80.0) == MAX_SHARING
+    assert jobs_per_device(large, 80.0) == 1.0  # nothing may share: grouped as without co-location
+    assert jobs_per_device([work(f"s{i}", mem=30.0) for i in range(4)], 80.0) == 2.0  # two fit with the margin
+    assert jobs_per_device([*small, *large], 80.0) == pytest.approx(1 + (MAX_SHARING - 1) / 2)  # half the work
 
 
 def test_should_colocate() -> None:
