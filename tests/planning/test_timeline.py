@@ -1,0 +1,127 @@
+"""The predicted schedule: memory never overcommitted by predictions, sharing only for small models where it pays,
+the same schedule for the same input, and grouping for co-location."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from spectrabench.planning.dispatch import DynamicLPT
+from spectrabench.planning.grouping import group_jobs
+from spectrabench.planning.placement import MAX_SHARING, SMALL_MODEL_B, jobs_per_device, per_device_mem_gb
+from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.timeline import Placement, Pool, PredictedSchedule, predicted_schedule
+
+POOL = [Pool(f"cuda:{d}", 80.0) for d in range(4)]
+
+
+def pairs(n_models: int, n_tasks: int, sizes: Sequence[float], seed: int = 0) -> list[WorkItem]:
+    """(model, task) items: memory grows with the model, runtimes and loads vary."""
+    rng = random.Random(seed)
+    items = []
+    for m in range(n_models):
+        size = sizes[m % len(sizes)]
+        for t in range(n_tasks):
+            items.append(WorkItem(key=f"m{m}/t{t}", model=f"m{m}", tasks=(f"t{t}",), params_b=size,
+                                  predicted_runtime_s=rng.uniform(60, 3600), predicted_load_s=10 + 3 * size,
+                                  predicted_mem_gb=min(75.0, 2.2 * size + rng.uniform(1, 25))))
+    return items
+
+
+def plan(items: list[WorkItem], pool: Sequence[Pool] = POOL, colocate: bool = True) -> PredictedSchedule:
+    by_model: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_model.setdefault(item.model, []).append(item)
+    per_device = jobs_per_device(items, pool[0].total_mem_gb) if colocate else 1.0
+    jobs = group_jobs(by_model, len(pool), jobs_per_device=per_device)
+    return predicted_schedule(jobs, pool, DynamicLPT(n_devices=len(pool), colocate=colocate))
+
+
+def peak_predicted_gb(schedule: PredictedSchedule, mem: dict[str, float]) -> dict[str, float]:
+    """The largest sum of predicted peaks running at once on each device (ends before starts at one instant)."""
+    worst: dict[str, float] = {}
+    by_device: dict[str, list[Placement]] = {}
+    for p in schedule.placements:
+        by_device.setdefault(p.device_id, []).append(p)
+    for device, placements in by_device.items():
+        events = sorted([(p.start_s, 1, p.key) for p in placements] + [(p.end_s, -1, p.key) for p in placements])
+        used = 0.0
+        for _, step, key in events:
+            used += step * mem[key]
+            worst[device] = max(worst.get(device, 0.0), used)
+    return worst
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_co_location_never_overcommits_a_device_by_predictions(seed: int) -> None:
+    items = pairs(14, 12, sizes=[0.5, 1.0, 1.5, 3.0, 8.0, 13.0], seed=seed)
+    schedule = plan(items)
+    assert not schedule.unplaced
+    # A job's predicted peak is the largest of its tasks': read it off the same grouping `plan` made.
+    by_model: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_model.setdefault(item.model, []).append(item)
+    grouped = group_jobs(by_model, len(POOL), jobs_per_device=jobs_per_device(items, 80.0))
+    mem = {job.key: per_device_mem_gb(job) for job in grouped}
+    assert set(mem) == {p.key for p in schedule.placements}
+    assert max(p.sharing for p in schedule.placements) >= 2, "small models with work queued should share"
+    for device, peak in peak_predicted_gb(schedule, mem).items():
+        assert peak <= 80.0 + 1e-9, f"{device} holds {peak:.1f} GB of predicted peaks"
+
+
+def test_only_small_models_share_and_never_more_than_max_sharing() -> None:
+    items = pairs(16, 10, sizes=[0.5, 2.0, 7.0, 13.0], seed=3)
+    schedule = plan(items)
+    size = {item.model: item.params_b for item in items}
+    for p in schedule.placements:
+        assert p.sharing <= MAX_SHARING
+        if p.sharing > 1:
+            assert size[p.model] <= SMALL_MODEL_B
+
+
+def test_a_large_model_mix_is_planned_exactly_as_without_co_location() -> None:
+    items = pairs(12, 10, sizes=[7.0, 8.0, 13.0, 32.0], seed=4)
+    assert jobs_per_device(items, 80.0) == 1.0
+    colocated, whole = plan(items), plan(items, colocate=False)
+    assert all(p.sharing == 1 for p in colocated.placements)
+    assert colocated == whole
+
+
+def test_co_location_shortens_a_small_model_plan_under_its_own_slowdown_model() -> None:
+    items = pairs(20, 12, sizes=[0.5, 1.0, 1.5, 2.5], seed=5)
+    colocated, whole = plan(items), plan(items, colocate=False)
+    assert colocated.makespan_s < 0.9 * whole.makespan_s
+
+
+def test_the_same_input_gives_the_same_plan() -> None:
+    items = pairs(10, 8, sizes=[0.5, 3.0, 8.0], seed=6)
+    first, second = plan(items), plan(list(items))
+    assert first == second
+    assert sorted(p.key for p in first.placements) == sorted(p.key for p in second.placements)
+
+
+def test_every_item_runs_once_and_what_never_fits_is_left_unplaced() -> None:
+    items = pairs(3, 4, sizes=[1.0])
+    huge = WorkItem(key="huge/t0", model="huge", tasks=("t0",), params_b=70.0, predicted_runtime_s=100.0,
+                    predicted_load_s=10.0, predicted_mem_gb=140.0)
+    schedule = predicted_schedule([*items, huge], POOL, DynamicLPT(n_devices=len(POOL)))
+    assert sorted(p.key for p in schedule.placements) == sorted(i.key for i in items)
+    assert schedule.unplaced == ("huge/t0",)
+    assert all(p.end_s > p.start_s for p in schedule.placements)
+    with pytest.raises(ValueError, match="unique"):
+        predicted_schedule([items[0], items[0]], POOL, DynamicLPT())
+
+
+def test_grouping_for_shared_slots_cuts_finer_pieces() -> None:
+    items = pairs(8, 12, sizes=[0.5, 1.0], seed=7)
+    by_model: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_model.setdefault(item.model, []).append(item)
+    whole = group_jobs(by_model, 4)
+    assert group_jobs(by_model, 4, jobs_per_device=1.0) == whole
+    shared = group_jobs(by_model, 4, jobs_per_device=MAX_SHARING)
+    assert len(shared) > len(whole)
+    with pytest.raises(ValueError, match="at least one job"):
+        group_jobs(by_model, 4, jobs_per_device=0.5)
