@@ -11,9 +11,11 @@ ProfileOpt = Annotated[str, typer.Option("--profile", "-p",
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Documents per task (overrides the profile).")]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Explicit batch size (overrides the profile).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="parallel: one worker per model (all its tasks, one load) on "
-                                      "every free device; baseline: one (model, task) per worker, in profile order, "
-                                      "one device; per-model: one worker per model, one device.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="optimized (default): tasks grouped per model to shorten the "
+                                      "predicted makespan, longest predicted job first on every free device; "
+                                      "baseline: one (model, task) per worker, in profile order, one device; "
+                                      "per-model: one worker per model, one device; parallel: one worker per model "
+                                      "on every free device, in profile order.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Rerun (model, task) pairs that already have results.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List the jobs and worker commands; run nothing.")]
 JobTimeoutOpt = Annotated[float | None, typer.Option("--job-timeout", help="Kill a job after this many seconds.")]

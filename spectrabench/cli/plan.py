@@ -19,7 +19,7 @@ from spectrabench.cli.options import (
 from spectrabench.errors import UserError, did_you_mean
 
 
-def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", devices: DevicesOpt = "auto",
+def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized", devices: DevicesOpt = "auto",
          batch_size: BatchSizeOpt = None, backend: BackendOpt = "local", ray_address: RayAddressOpt = None,
          gpus_per_job: GpusPerJobOpt = 1, as_json: JsonOpt = False) -> None:
     """Show what `run` would do and what each job is predicted to cost; runs nothing."""

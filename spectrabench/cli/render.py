@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from spectrabench.execution.comparison import CompareSummary
     from spectrabench.execution.driver import RunSummary
     from spectrabench.execution.runplan import RunPlan
     from spectrabench.report.tables import Leaderboard
@@ -158,3 +159,32 @@ def strategies(profile: str, devices: str, seeds: int, noise: float, stats: list
                       f"{s.speedup_p50:.2f}x", f"{s.speedup_p5:.2f}x", str(s.oom_total), f"{s.model_loads_p50:.0f}",
                       f"{s.utilisation_p50:.0%}")
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def comparison(summary: CompareSummary, *, as_json: bool) -> None:
+    """Wall times of baseline and optimized, their ratio, and score parity; a difference is printed loudly."""
+    parity = summary.parity
+    if as_json:
+        print(json.dumps({**summary.model_dump(mode="json"), "identical": parity.identical, "ok": summary.ok},
+                         indent=2))
+        return
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    b, o = summary.baseline, summary.optimized
+    console.print(f"compare {summary.compare_id} ({summary.profile}):")
+    for label, run in (("baseline ", b), ("optimized", o)):
+        console.print(f"  {label}  {run.wall_s:8.1f} s  {run.jobs_completed} jobs on {run.devices}  "
+                      f"({run.status}, run {run.run_id})")
+    console.print(f"  speed-up   {summary.speedup:.2f}x")
+    if parity.identical:
+        console.print(f"  scores     identical: {parity.samples_compared} per-sample values equal, "
+                      f"{parity.scores_compared} scores within 1e-4 (max difference {parity.max_score_diff:.2g})")
+        return
+    if parity.samples_compared == 0:
+        console.print("  [bold red]SCORES NOT COMPARED: the runs stored no per-sample values[/]")
+    else:
+        console.print(f"  [bold red]SCORES DIFFER: {len(parity.mismatches)} value(s) of {parity.samples_compared} "
+                      f"samples and {parity.scores_compared} scores[/]")
+    for m in parity.mismatches[:20]:
+        console.print(f"    {m.model} x {m.task}: {m.what}: baseline {m.baseline} vs optimized {m.optimized}")
+    if len(parity.mismatches) > 20:
+        console.print(f"    ... and {len(parity.mismatches) - 20} more")

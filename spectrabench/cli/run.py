@@ -30,7 +30,7 @@ def _positive(value: float | None, option: str) -> None:
         raise UserError(f"{option} must be positive, got {value:g}", hint=f"use {option} 1 or more")
 
 
-def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "baseline", devices: DevicesOpt = "auto",
+def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized", devices: DevicesOpt = "auto",
         batch_size: BatchSizeOpt = None, max_retries: MaxRetriesOpt = 2, job_timeout: JobTimeoutOpt = None,
         force: ForceOpt = False, dry_run: DryRunOpt = False, backend: BackendOpt = "local",
         ray_address: RayAddressOpt = None, gpus_per_job: GpusPerJobOpt = 1, as_json: JsonOpt = False) -> None:

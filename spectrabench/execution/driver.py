@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from spectrabench.execution.backends import make_executor
+from spectrabench.execution.dispatching import run_queue
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, Executor
 from spectrabench.execution.preflight import unreachable_models
 from spectrabench.execution.retry import decide_retry
@@ -24,6 +25,8 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.results import BadOutput, read_task_output
 from spectrabench.harness.workerspec import ErrorKind
 from spectrabench.planning.jobs import Job, TaskRef
+from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.workitems import work_item
 from spectrabench.settings import Settings
 from spectrabench.store.history import AttemptRecord, History
 
@@ -185,6 +188,21 @@ class _Run:
         self.failures.append(failure)
         self.observer.job_done(state.job, "failed", failure)
 
+    def fail_unavailable(self, state: _JobState) -> None:
+        """Fail a job whose model turned out unreachable while it waited."""
+        self.fail_job(state, ErrorKind.UNAVAILABLE.value, self.unavailable[state.job.model.name], None)
+
+    def item_for(self, state: _JobState) -> WorkItem:
+        """The dispatcher's view of a queued job: its forecast, scaled to the tasks it still has to run."""
+        forecast = self.plan.forecasts.get(state.job.job_key)
+        item = work_item(state.job, forecast)
+        if forecast is None or len(state.todo) == len(state.job.tasks):
+            return item
+        left = {ref.name for ref in state.todo}
+        runtime = sum(t.runtime_s for t in forecast.tasks if t.task in left)
+        return item.model_copy(update={"tasks": tuple(ref.name for ref in state.todo),
+                                       "predicted_runtime_s": runtime})
+
     # -- attempts --------------------------------------------------------------------------------------------
     def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...]) -> None:
         """Start the next attempt of `state` on `devices`."""
@@ -289,7 +307,10 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
         version, training = plan.predictor_version, None
         try:
             queue = run.initial_states()
-            _dispatch(run, queue)
+            devices = executor.capacity()
+            # A GPU job takes --gpus-per-job devices at once; a CPU job one slot.
+            need = options.gpus_per_job if devices and devices[0].kind == "cuda" else 1
+            run_queue(run, queue, need, longest_first=options.mode == "optimized")
             status = "failed" if run.failures else "complete"
             if run.counts["complete"]:
                 version, training = _learn(settings, plan)
@@ -306,32 +327,6 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
             history.mark_lost("interrupted", "the run was interrupted before this attempt finished")
             history.finish_run(plan.run_id, status, summary.model_dump(mode="json"))
     return summary
-
-
-def _dispatch(run: _Run, queue: deque[_JobState]) -> None:
-    """Start queued jobs on free devices as capacity frees; a retry goes to the front of the queue."""
-    devices = run.executor.capacity()
-    # A GPU job takes --gpus-per-job devices at once; a CPU job one slot.
-    need = run.plan.options.gpus_per_job if devices and devices[0].kind == "cuda" else 1
-    busy: dict[str, str] = {}
-    while queue or run.in_flight:
-        while queue:
-            free = [d for d in devices if d.id not in busy]
-            if len(free) < need:
-                break
-            state = queue.popleft()
-            if state.job.model.name in run.unavailable:
-                run.fail_job(state, ErrorKind.UNAVAILABLE.value, run.unavailable[state.job.model.name], None)
-                continue
-            run.submit(state, tuple(free[:need]))
-            for device in free[:need]:
-                busy[device.id] = f"{state.job.job_key}#{state.attempt}"
-        for result in run.executor.wait(timeout_s=1.0):
-            for device in result.request.devices:
-                busy.pop(device.id, None)
-            retry = run.handle(result)
-            if retry is not None:
-                queue.appendleft(retry)
 
 
 def _learn(settings: Settings, plan: RunPlan) -> tuple[int | None, str]:

@@ -17,26 +17,31 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
+from spectrabench.planning.workitems import regroup
 from spectrabench.prediction.stages import Predictor
 from spectrabench.profiles import ModelSpec, Profile, local_model_path
 from spectrabench.settings import Settings
 from spectrabench.tasksources import TaskSources, lm_eval_version, resolve_task_sources, task_shapes
 
-Mode = Literal["parallel", "baseline", "per-model"]
-MODES: tuple[str, ...] = ("parallel", "baseline", "per-model")
+Mode = Literal["optimized", "parallel", "baseline", "per-model"]
+MODES: tuple[str, ...] = ("optimized", "baseline", "per-model", "parallel")
+# Modes that spread jobs over every device of the pool; the others run one job at a time, as tools traditionally do.
+_POOLED_MODES = ("optimized", "parallel")
 
 
 class RunOptions(BaseModel):
     """What the user asked `run` to do, beyond the profile.
 
-    Modes: `baseline` is the traditional run (one device, one (model, task) per worker, profile order);
-    `per-model` is one worker per model, sequential on one device; `parallel` is one worker per model with all
-    its tasks (one model load), started on every free device.
+    Modes: `optimized` (the default) groups each model's tasks into as few workers as keep the predicted
+    makespan short (`planning.grouping`) and starts the longest predicted job first on every free device,
+    correcting predictions as jobs finish (`planning.dispatch`); `baseline` is the traditional run (one device,
+    one (model, task) per worker, profile order); `per-model` is one worker per model, sequential on one device;
+    `parallel` is one worker per model with all its tasks, started in profile order on every free device.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    mode: Mode = "baseline"
+    mode: Mode = "optimized"
     limit: int | None = None
     batch_size: int | None = None
     devices: str = "auto"
@@ -104,26 +109,38 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     sources = resolve_task_sources(profile)
     limit = options.limit if options.limit is not None else profile.limit
     batch_size = options.batch_size or profile.batch_size
+
     def pool(text: str) -> list[DeviceSpec]:
         return pool_devices(options.backend, text, ray_address=options.ray_address,
                             gpus_per_job=options.gpus_per_job)
 
     devices = pool(options.devices if options.devices != "auto" else profile.device)
-    if options.mode != "parallel":
+    if options.mode not in _POOLED_MODES:
         # The sequential modes use one device, as the traditional run did; on CPU that one worker gets every core.
         devices = pool("cpu:1") if devices[0].kind == "cpu" else devices[:options.gpus_per_job]
     jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
-                      lm_eval_version=lm_eval_version(), group_by_model=options.mode != "baseline")
+                      lm_eval_version=lm_eval_version(),
+                      group_by_model=options.mode in ("parallel", "per-model"))
     predictor, version = load_predictor(profile, settings)
     shapes = task_shapes(profile, sources)
     plan = RunPlan(run_id=new_run_id(), profile=profile, options=options.model_copy(update={"limit": limit}),
                    devices=devices, sources=sources, jobs=[], predictor_version=version)
-    for job in jobs:
+
+    def sized(job: Job) -> tuple[Job, JobForecast]:
+        # The forecast picks the batch that fits the device, unless the user gave one.
         forecast = forecast_job(job, shapes, devices[0], predictor, settings.memory_margin)
         if options.batch_size is None and forecast.batch_size != job.batch_size:
             job = job.model_copy(update={"batch_size": forecast.batch_size})
         elif options.batch_size is not None:
             forecast = forecast.model_copy(update={"batch_size": job.batch_size, "batch_reason": "--batch-size"})
+        return job, forecast
+
+    if options.mode == "optimized":
+        pairs = [sized(job) for job in jobs]
+        jobs = regroup([job for job, _ in pairs], {job.job_key: forecast for job, forecast in pairs},
+                       max(1, len(devices) // options.gpus_per_job))
+    for job in jobs:
+        job, forecast = sized(job)
         plan.forecasts[job.job_key] = forecast
         spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size, tuple(devices[:options.gpus_per_job]), settings)
         plan.jobs.append(PlannedJob(job=job, argv=worker_argv(Path(spec.out_dir)), spec=spec))

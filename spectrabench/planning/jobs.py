@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -82,7 +83,11 @@ def build_jobs(profile: Profile, *, limit: int | None, batch_size: int, task_ver
             for t in profile.tasks
         ]
         groups = [refs] if group_by_model else [[r] for r in refs]
-        for group in groups:
-            key = _digest({"tasks": [r.task_key for r in group], "batch": batch_size})
-            jobs.append(Job(job_key=key, model=model, tasks=tuple(group), limit=limit, batch_size=batch_size))
+        jobs.extend(job_of(model, group, limit, batch_size) for group in groups)
     return jobs
+
+
+def job_of(model: ModelSpec, tasks: Sequence[TaskRef], limit: int | None, batch_size: int) -> Job:
+    """The job that runs `tasks` of `model` in one worker, keyed by its tasks' keys and its batch size."""
+    key = _digest({"tasks": [r.task_key for r in tasks], "batch": batch_size})
+    return Job(job_key=key, model=model, tasks=tuple(tasks), limit=limit, batch_size=batch_size)

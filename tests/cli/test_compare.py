@@ -28,7 +28,3 @@ def test_bad_simulation_inputs(args: list[str], needle: str, data_dir: Path) -> 
     result = run_cli("compare", "--profile", "standard", "--simulate", *args)
     assert result.code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
 
-
-def test_real_comparison_is_not_there_yet(data_dir: Path) -> None:
-    result = run_cli("compare", "--profile", "smoke")
-    assert result.code == 2 and "--simulate" in result.stderr

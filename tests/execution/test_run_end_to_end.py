@@ -41,11 +41,13 @@ def test_run_records_everything_then_resumes_then_forces(tmp_path: Path, data_di
     first = run_cli("run", "--profile", profile, "--json", env={"HF_TOKEN": SECRET})
     assert first.code == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout)
-    assert (summary["jobs_total"], summary["jobs_completed"], summary["jobs_failed"]) == (2, 2, 0)
+    # Optimized (the default) on one CPU device: both tasks in one worker, one model load.
+    assert (summary["mode"], summary["jobs_total"], summary["jobs_completed"], summary["jobs_failed"]) == (
+        "optimized", 1, 1, 0)
     db = data_dir / "spectrabench.duckdb"
     for table in ("runs", "jobs", "attempts", "scores", "samples", "task_results"):
         assert _count(db, table) > 0, table
-    assert _count(db, "attempts") == 2
+    assert _count(db, "attempts") == 1
     con = duckdb.connect(str(db), read_only=True)
     per_task = con.execute("SELECT task, n_samples, runtime_s FROM task_results ORDER BY task").fetchall()
     sample_docs = con.execute("SELECT task, count(DISTINCT doc_id) FROM samples GROUP BY task ORDER BY task").fetchall()
@@ -57,7 +59,7 @@ def test_run_records_everything_then_resumes_then_forces(tmp_path: Path, data_di
     second = run_cli("run", "--profile", profile)
     assert second.code == 0, second.stderr[-3000:]
     assert "all jobs are complete; no worker started" in second.stderr
-    assert _count(db, "attempts") == 2
+    assert _count(db, "attempts") == 1
 
     report = run_cli("report", "--format", "json")
     board = json.loads(report.stdout)
@@ -65,9 +67,10 @@ def test_run_records_everything_then_resumes_then_forces(tmp_path: Path, data_di
         ("tiny", "sb_facts"), ("tiny", "sb_ko")}
     assert all(r["measured_in"] != board["run"]["run_id"] for r in board["scores"])
 
-    forced = run_cli("run", "--profile", profile, "--force")
+    # Baseline measures the same pairs one worker each: --force reruns both.
+    forced = run_cli("run", "--profile", profile, "--force", "--mode", "baseline")
     assert forced.code == 0, forced.stderr[-3000:]
-    assert _count(db, "attempts") == 4
+    assert _count(db, "attempts") == 3
 
     # The token reached the workers' environment only: nothing on disk holds it.
     for path in data_dir.rglob("*"):
@@ -92,12 +95,17 @@ def test_failed_job_is_recorded_and_the_run_goes_on(tmp_path: Path, data_dir: Pa
 
 
 def test_extended_profile_fails_fast_with_a_cause(data_dir: Path) -> None:
-    dry = run_cli("run", "--profile", "extended", "--limit", "2", "--dry-run", "--json")
+    dry = run_cli("run", "--profile", "extended", "--limit", "2", "--mode", "baseline", "--dry-run", "--json")
     assert dry.code == 0
     assert len(json.loads(dry.stdout)["jobs"]) == 462
+    # Optimized (the default) groups the same 462 (model, task) pairs into fewer workers, each of one model.
+    grouped = json.loads(run_cli("run", "--profile", "extended", "--limit", "2", "--dry-run", "--json").stdout)
+    assert grouped["mode"] == "optimized" and len(grouped["jobs"]) < 462
+    pairs = [(job["model"], task) for job in grouped["jobs"] for task in job["tasks"]]
+    assert len(pairs) == len(set(pairs)) == 462
     assert not data_dir.exists()
 
-    result = run_cli("run", "--profile", "extended", "--limit", "2", "--json", timeout=300)
+    result = run_cli("run", "--profile", "extended", "--limit", "2", "--mode", "baseline", "--json", timeout=300)
     assert result.code == 1
     summary = json.loads(result.stdout)
     assert summary["jobs_failed"] == 462 and summary["jobs_completed"] == 0

@@ -1,0 +1,63 @@
+"""`compare` for real: the same profile run the traditional way, then optimized, on the same devices; same scores?
+
+Both runs use --force semantics (a run must not reuse the other's results, or there would be nothing to time)
+and write the same store; the pair is recorded in the compares table, so `report` shows them side by side.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from pydantic import BaseModel
+
+from spectrabench.execution.driver import RunObserver, RunSummary, execute_run
+from spectrabench.execution.runplan import RunOptions, RunPlan, plan_run
+from spectrabench.profiles import Profile
+from spectrabench.settings import Settings
+from spectrabench.store.compares import record_compare_run
+from spectrabench.store.parity import ParityReport, compare_runs
+
+ObserverFactory = Callable[[RunPlan], AbstractContextManager[RunObserver]]
+
+
+class CompareSummary(BaseModel):
+    """Both runs, the ratio of their wall times, and whether they scored the same."""
+
+    compare_id: str
+    profile: str
+    baseline: RunSummary
+    optimized: RunSummary
+    speedup: float
+    parity: ParityReport
+
+    @property
+    def ok(self) -> bool:
+        """Both runs complete and every score identical."""
+        return self.baseline.status == self.optimized.status == "complete" and self.parity.identical
+
+
+def run_compare(profile: Profile, options: RunOptions, settings: Settings, observe: ObserverFactory
+                ) -> CompareSummary:
+    """Run `profile` in baseline mode, then optimized, and compare wall times and scores.
+
+    Args:
+        profile: The profile.
+        options: Limit, devices, backend and retries shared by both runs (mode and force are set here).
+        settings: The store both runs write.
+        observe: Makes the progress observer of each run.
+    """
+    compare_id = secrets.token_hex(6)
+    summaries: dict[str, RunSummary] = {}
+    for role in ("baseline", "optimized"):
+        plan = plan_run(profile, options.model_copy(update={"mode": role, "force": True}), settings)
+        with observe(plan) as observer:
+            summaries[role] = execute_run(plan, settings, observer)
+        record_compare_run(settings.db_file, compare_id, role, plan.run_id)
+        if summaries[role].status == "interrupted":
+            raise KeyboardInterrupt
+    baseline, optimized = summaries["baseline"], summaries["optimized"]
+    return CompareSummary(compare_id=compare_id, profile=profile.name, baseline=baseline, optimized=optimized,
+                          speedup=baseline.wall_s / optimized.wall_s if optimized.wall_s > 0 else float("nan"),
+                          parity=compare_runs(settings.db_file, baseline.run_id, optimized.run_id))
