@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from spectrabench.cli.options import (
     BackendOpt,
@@ -18,11 +22,20 @@ from spectrabench.cli.options import (
 )
 from spectrabench.errors import UserError, did_you_mean
 
+if TYPE_CHECKING:
+    from spectrabench.execution.runplan import RunPlan
+    from spectrabench.planning.outlook import PlanOutlook
+
 
 def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized", devices: DevicesOpt = "auto",
          batch_size: BatchSizeOpt = None, backend: BackendOpt = "local", ray_address: RayAddressOpt = None,
-         gpus_per_job: GpusPerJobOpt = 1, as_json: JsonOpt = False) -> None:
-    """Show what `run` would do and what each job is predicted to cost; runs nothing."""
+         gpus_per_job: GpusPerJobOpt = 1,
+         gantt: Annotated[Path | None, typer.Option("--gantt", help="Write the predicted schedule as a Gantt "
+                                                                    "chart (PNG) to this file.")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Show what `run` would do: each job's predicted runtime, peak memory, batch size and stage, and the predicted
+    makespan, lower bound and speed-up over a sequential run. `--devices` also takes a what-if pool such as
+    8xH100-80GB or 2xA100-80GB,4xL4-24GB. Runs nothing."""
     from spectrabench.cli import render
     from spectrabench.execution.backends import check_backend
     from spectrabench.execution.runplan import MODES, RunOptions, plan_run
@@ -41,4 +54,28 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized
     # Ray prints what its raylets report on the driver's stdout: keep stdout for --json.
     with contextlib.redirect_stdout(sys.stderr):
         planned = plan_run(load_profile(profile, settings), options, settings)
-    render.forecast(planned, as_json=as_json)
+    if gantt is not None and gantt.suffix.lower() != ".png":
+        raise UserError(f"--gantt {gantt}: the chart is a PNG file", hint="name it e.g. plan.png")
+    outlook = predicted_outlook(planned)
+    if gantt is not None:
+        from spectrabench.report.plan_gantt import write_plan_gantt
+
+        pool = devices if devices != "auto" else planned.devices_label
+        write_plan_gantt(outlook, gantt, title=f"{planned.profile.name} on {pool}")
+    render.forecast(planned, as_json=as_json, outlook=outlook)
+
+
+def predicted_outlook(planned: RunPlan) -> PlanOutlook:
+    """The plan's predicted schedule, bound and sequential time (see `planning.outlook`)."""
+    from spectrabench.planning.outlook import PairCost, plan_outlook
+    from spectrabench.planning.workitems import work_item
+
+    items, pairs = [], []
+    for job in planned.jobs:
+        forecast = planned.forecasts.get(job.job.job_key)
+        items.append(work_item(job.job, forecast))
+        if forecast is not None:
+            pairs += [PairCost(model=job.job.model.name, load_s=forecast.load_s, runtime_s=task.runtime_s)
+                      for task in forecast.tasks]
+    slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
+    return plan_outlook(items, pairs, slots)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from spectrabench.execution.comparison import CompareSummary
     from spectrabench.execution.driver import RunSummary
     from spectrabench.execution.runplan import RunPlan
+    from spectrabench.planning.outlook import PlanOutlook
     from spectrabench.report.tables import Leaderboard
     from spectrabench.simulate.experiment import StrategyStats
     from spectrabench.training import TrainingReport
@@ -86,8 +87,9 @@ def leaderboard(board: Leaderboard) -> None:
         console.print(f"failed: {failure.model} x {', '.join(failure.tasks)}: {failure.error_kind}: {failure.error}")
 
 
-def forecast(plan: RunPlan, *, as_json: bool) -> None:
-    """Each job with its device, batch size (and why), predicted load, runtime, peak memory and stage."""
+def forecast(plan: RunPlan, *, as_json: bool, outlook: PlanOutlook | None = None) -> None:
+    """Each job with its device, batch size (and why), predicted load, runtime, peak memory and stage; with an
+    outlook, the predicted makespan, lower bound, sequential time, speed-up and each device's order."""
     rows = []
     for planned in plan.jobs:
         fc = plan.forecasts[planned.job.job_key]
@@ -98,8 +100,9 @@ def forecast(plan: RunPlan, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"profile": plan.profile.name, "mode": plan.options.mode,
                           "devices": [d.model_dump() for d in plan.devices], "limit": plan.options.limit,
-                          "predictor_version": plan.predictor_version, "predicted_sequential_s": sequential,
-                          "jobs": rows}, indent=2))
+                          "predictor_version": plan.predictor_version,
+                          "predicted_sequential_s": outlook.sequential_s if outlook else sequential,
+                          "jobs": rows, "outlook": outlook.model_dump() if outlook else None}, indent=2))
         return
     version = f"v{plan.predictor_version}" if plan.predictor_version else "rules only (no training yet)"
     table = Table(title=f"{plan.profile.name} · {plan.options.mode} · {plan.devices_label} · "
@@ -113,9 +116,36 @@ def forecast(plan: RunPlan, *, as_json: bool) -> None:
                       f"{row['peak_mem_gb']:.2f}", str(row["stage"]))
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)
-    reasons = sorted({str(r["batch_reason"]) for r in rows})
-    console.print(f"{len(rows)} jobs; predicted sequential time {sequential / 3600:,.2f} h; batch sizes: "
-                  + "; ".join(reasons))
+    # Reasons differ only in their figures from job to job: show each kind once.
+    reasons = sorted({str(r["batch_reason"]).split(":")[0] for r in rows})
+    if outlook is None:
+        console.print(f"{len(rows)} jobs; predicted sequential time {sequential / 3600:,.2f} h; batch sizes: "
+                      + "; ".join(reasons))
+        return
+    console.print(f"{len(rows)} jobs; batch sizes: " + "; ".join(reasons))
+    _outlook(console, outlook)
+
+
+def _outlook(console: Console, outlook: PlanOutlook) -> None:
+    by_device: dict[str, list[str]] = {d: [] for d in outlook.devices}
+    for slot in outlook.schedule:
+        tasks = ", ".join(slot.tasks) if len(slot.tasks) <= 2 else f"{len(slot.tasks)} tasks"
+        by_device.setdefault(slot.device, []).append(f"{slot.model} ({tasks}) {_hours(slot.start_s)}-"
+                                                     f"{_hours(slot.end_s)}")
+    for device, order in by_device.items():
+        console.print(f"  {device}: " + (" -> ".join(order) if order else "idle"))
+    console.print(f"predicted makespan {_hours(outlook.makespan_s)} on {len(outlook.devices)} device(s); lower bound "
+                  f"{_hours(outlook.lower_bound_s)} ({outlook.makespan_s / outlook.lower_bound_s:.2f}x LB); "
+                  f"sequential (one (model, task) at a time) {_hours(outlook.sequential_s)}; "
+                  f"speed-up {outlook.speedup:.2f}x" if outlook.lower_bound_s > 0 else "nothing to run")
+    if outlook.unplaced:
+        console.print(f"[bold red]{len(outlook.unplaced)} job(s) fit no device of the pool by their predicted "
+                      f"peak memory[/]: {', '.join(outlook.unplaced[:5])}")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.2f} h" if seconds >= 3600 else f"{seconds / 60:,.1f} min" if seconds >= 60 else (
+        f"{seconds:,.1f} s")
 
 
 def training(report: TrainingReport, *, as_json: bool) -> None:

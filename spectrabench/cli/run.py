@@ -42,6 +42,7 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized"
     from spectrabench.execution.runplan import MODES, RunOptions, plan_run
     from spectrabench.profiles import load_profile
     from spectrabench.settings import Settings
+    from spectrabench.simulate.specs import is_pool
 
     _positive(limit, "--limit")
     _positive(batch_size, "--batch-size")
@@ -52,6 +53,10 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized"
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
     check_backend(backend)
+    if is_pool(devices):
+        raise UserError(f"--devices {devices} is a what-if pool, not devices of this machine",
+                        hint=f"plan for it with `spectrabench plan --profile {profile} --devices {devices}`; "
+                             "run with auto, cpu:N, cuda or cuda:0,1")
     settings = Settings()
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
                          force=force, job_timeout_s=job_timeout, max_retries=max_retries,

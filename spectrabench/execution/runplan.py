@@ -21,6 +21,7 @@ from spectrabench.planning.workitems import regroup
 from spectrabench.prediction.stages import Predictor
 from spectrabench.profiles import ModelSpec, Profile, local_model_path
 from spectrabench.settings import Settings
+from spectrabench.simulate.specs import is_pool, parse_pool
 from spectrabench.tasksources import TaskSources, lm_eval_version, resolve_task_sources, task_shapes
 
 Mode = Literal["optimized", "parallel", "baseline", "per-model"]
@@ -114,10 +115,12 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
         return pool_devices(options.backend, text, ray_address=options.ray_address,
                             gpus_per_job=options.gpus_per_job)
 
-    devices = pool(options.devices if options.devices != "auto" else profile.device)
+    text = options.devices if options.devices != "auto" else profile.device
+    # A what-if pool (8xH100-80GB) plans for hardware this machine does not have; `run` refuses it.
+    devices = parse_pool(text) if is_pool(text) else pool(text)
     if options.mode not in _POOLED_MODES:
         # The sequential modes use one device, as the traditional run did; on CPU that one worker gets every core.
-        devices = pool("cpu:1") if devices[0].kind == "cpu" else devices[:options.gpus_per_job]
+        devices = pool("cpu:1") if devices[0].kind == "cpu" and not is_pool(text) else devices[:options.gpus_per_job]
     jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
                       lm_eval_version=lm_eval_version(),
                       group_by_model=options.mode in ("parallel", "per-model"))
@@ -126,9 +129,16 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     plan = RunPlan(run_id=new_run_id(), profile=profile, options=options.model_copy(update={"limit": limit}),
                    devices=devices, sources=sources, jobs=[], predictor_version=version)
 
+    # In a mixed pool a job is sized for the smallest device that holds it, so that it can run on any device at
+    # least that big (an 8B model fits an L4 at a small batch; a 32B model only the A100s).
+    kinds = sorted({d.name: d for d in devices}.values(), key=lambda d: d.free_mem_gb)
+
     def sized(job: Job) -> tuple[Job, JobForecast]:
         # The forecast picks the batch that fits the device, unless the user gave one.
-        forecast = forecast_job(job, shapes, devices[0], predictor, settings.memory_margin)
+        for device in kinds:
+            forecast = forecast_job(job, shapes, device, predictor, settings.memory_margin)
+            if forecast.peak_mem_gb <= device.free_mem_gb * (1 - settings.memory_margin):
+                break
         if options.batch_size is None and forecast.batch_size != job.batch_size:
             job = job.model_copy(update={"batch_size": forecast.batch_size})
         elif options.batch_size is not None:

@@ -111,6 +111,17 @@ def _suggest(name: str) -> str:
     return did_you_mean(name, DEVICE_SPECS, "devices")
 
 
+def is_pool(text: str) -> bool:
+    """Whether `--devices` text names a what-if pool (e.g. "8xH100-80GB", "2xA100-80GB,4xL4-24GB", "H200-141GB")
+    rather than devices of this machine (auto, cpu:N, cuda, cuda:0,1)."""
+    names = {name.lower() for name in DEVICE_SPECS} - {"cpu"}
+    for entry in (part.strip() for part in text.split(",")):
+        match = _POOL_ITEM.match(entry)
+        if match and (match.group(1) or match.group(2).lower() in names):
+            return True
+    return False
+
+
 def parse_pool(text: str) -> list[DeviceSpec]:
     """Turn a what-if pool such as "2xA100-80GB,4xL4-24GB" into simulated devices.
 

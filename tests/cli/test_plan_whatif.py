@@ -1,0 +1,57 @@
+"""`spectrabench plan --devices <what-if pool>`: a predicted schedule for hardware this machine does not have."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_what_if_plan_on_eight_h100s(tmp_path: Path, data_dir: Path) -> None:
+    chart = tmp_path / "plan.png"
+    result = run_cli("plan", "--profile", "standard", "--devices", "8xH100-80GB", "--gantt", str(chart), "--json")
+    assert result.code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    outlook = plan["outlook"]
+    assert plan["mode"] == "optimized" and len(outlook["devices"]) == 8
+    # Every (model, task) pair is scheduled exactly once, on a device of the pool.
+    pairs = [(slot["model"], task) for slot in outlook["schedule"] for task in slot["tasks"]]
+    assert len(pairs) == len(set(pairs)) == 130 and not outlook["unplaced"]
+    assert {slot["device"] for slot in outlook["schedule"]} <= set(outlook["devices"])
+    # The bound holds for the predicted schedule, and eight devices beat one at a time.
+    assert outlook["lower_bound_s"] <= outlook["makespan_s"] * (1 + 1e-9)
+    assert outlook["speedup"] == pytest.approx(outlook["sequential_s"] / outlook["makespan_s"])
+    assert 1 < outlook["speedup"] <= 8
+    # No device runs two jobs at once in the predicted schedule (run keeps one job per device).
+    for device in outlook["devices"]:
+        slots = sorted((s["start_s"], s["end_s"]) for s in outlook["schedule"] if s["device"] == device)
+        assert all(a_end <= b_start + 1e-6 for (_, a_end), (b_start, _) in itertools.pairwise(slots))
+    assert chart.read_bytes().startswith(PNG_MAGIC) and chart.stat().st_size > 10_000
+    assert not data_dir.exists(), "planning writes nothing to the store"
+
+
+def test_mixed_pool_places_small_models_on_small_cards(data_dir: Path) -> None:
+    result = run_cli("plan", "--profile", "standard", "--devices", "2xA100-80GB,4xL4-24GB", "--json")
+    assert result.code == 0, result.stderr
+    outlook = json.loads(result.stdout)["outlook"]
+    used = {slot["device"] for slot in outlook["schedule"]}
+    assert len(used) == 6, "the L4s take the models that fit them"
+    big = {s["device"] for s in outlook["schedule"] if s["model"] == "exaone-3.5-32b-instruct"}
+    assert big <= {"sim:0", "sim:1"}, "a 32B model only fits the A100s"
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["plan", "--devices", "8xH100"], "did you mean 'H100-80GB'"),
+    (["plan", "--devices", "8xH100-80GB", "--gantt", "plan.svg"], "--gantt"),
+    (["run", "--devices", "8xH100-80GB"], "what-if pool"),
+])
+def test_bad_what_if_inputs(args: list[str], needle: str, data_dir: Path) -> None:
+    result = run_cli(*args[:1], "--profile", "standard", *args[1:])
+    assert result.code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
+    assert not data_dir.exists()
