@@ -32,3 +32,7 @@ RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", envvar="RAY_
                                                    "machine) or the head's host:port; default: start a local Ray.")]
 GpusPerJobOpt = Annotated[int, typer.Option("--gpus-per-job", help="GPUs each job's worker gets, on one machine "
                                             "(with model_args parallelize: true for models larger than one GPU).")]
+SamplingOpt = Annotated[str, typer.Option("--sampling", help="first: lm-eval's first --limit documents (default); "
+                                                           "random: a seeded random sample of them, nested across "
+                                                           "limits (smaller samples inside larger ones).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="With --sampling random: which permutation of the documents.")]

@@ -21,6 +21,8 @@ from spectrabench.cli.options import (
     ModeOpt,
     ProfileOpt,
     RayAddressOpt,
+    SamplingOpt,
+    SeedOpt,
 )
 from spectrabench.errors import UserError, did_you_mean
 
@@ -33,7 +35,8 @@ def _positive(value: float | None, option: str) -> None:
 def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized", devices: DevicesOpt = "auto",
         batch_size: BatchSizeOpt = None, max_retries: MaxRetriesOpt = 2, job_timeout: JobTimeoutOpt = None,
         force: ForceOpt = False, dry_run: DryRunOpt = False, backend: BackendOpt = "local",
-        ray_address: RayAddressOpt = None, gpus_per_job: GpusPerJobOpt = 1, as_json: JsonOpt = False) -> None:
+        ray_address: RayAddressOpt = None, gpus_per_job: GpusPerJobOpt = 1, sampling: SamplingOpt = "first",
+        seed: SeedOpt = 0, as_json: JsonOpt = False) -> None:
     """Run the profile's jobs; completed (model, task) pairs are skipped unless --force."""
     from spectrabench.cli import render
     from spectrabench.cli.progress import make_observer
@@ -52,6 +55,10 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized"
                         hint="use --max-retries 0 to never retry")
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
+    if sampling not in ("first", "random"):
+        raise UserError(f"unknown sampling '{sampling}'", hint=did_you_mean(sampling, ("first", "random"), "choices"))
+    if seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {seed}", hint="use e.g. --seed 0")
     check_backend(backend)
     if is_pool(devices):
         raise UserError(f"--devices {devices} is a what-if pool, not devices of this machine",
@@ -60,7 +67,8 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized"
     settings = Settings()
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
                          force=force, job_timeout_s=job_timeout, max_retries=max_retries,
-                         backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job)  # type: ignore[arg-type]
+                         backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job,  # type: ignore[arg-type]
+                         sampling=sampling, sample_seed=seed)  # type: ignore[arg-type]
     # Ray prints what its raylets report (a lost worker, say) on the driver's stdout: keep stdout for --json.
     with contextlib.redirect_stdout(sys.stderr):
         plan = plan_run(load_profile(profile, settings), options, settings)

@@ -298,7 +298,8 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
         options = plan.options
         history.start_run(plan.run_id, profile=plan.profile.name, mode=options.mode, limit=options.limit,
                           devices=plan.devices_label, backend=options.backend, settings=_public_settings(settings),
-                          versions=_versions())
+                          versions=_versions(),
+                          sampling=f"random:{options.sample_seed}" if options.sampling == "random" else "first")
         started = time.perf_counter()
         executor = executor or make_executor(options.backend, plan.devices, worker_env(settings),
                                              ray_address=options.ray_address)

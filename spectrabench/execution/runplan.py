@@ -49,6 +49,8 @@ class RunOptions(BaseModel):
     force: bool = False
     job_timeout_s: float | None = None
     max_retries: int = 2
+    sampling: Literal["first", "random"] = "first"
+    sample_seed: int = 0
     backend: Backend = "local"
     ray_address: str | None = None
     gpus_per_job: int = 1
@@ -102,13 +104,17 @@ def attempt_spec(plan: RunPlan, job: Job, attempt: int, tasks: tuple[TaskRef, ..
                       tasks=tasks, limit=job.limit, batch_size=batch_size, device="cuda:0" if on_gpu else "cpu",
                       threads=None if on_gpu else devices[0].threads,
                       include_paths=plan.sources.include_paths, include_defaults=not plan.sources.all_local,
-                      model_cache_dir=str(settings.model_cache.resolve()), out_dir=str(out_dir.resolve()))
+                      model_cache_dir=str(settings.model_cache.resolve()), out_dir=str(out_dir.resolve()),
+                      sampling=plan.options.sampling, sample_seed=plan.options.sample_seed)
 
 
 def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPlan:
     """Expand the profile into jobs, pick the devices, and write down each first attempt's worker invocation."""
     sources = resolve_task_sources(profile)
     limit = options.limit if options.limit is not None else profile.limit
+    if options.sampling == "random" and limit is None:
+        raise UserError("--sampling random needs --limit (or a limit in the profile)",
+                        hint="add e.g. --limit 50: without a limit every document is scored, so there is no sample")
     batch_size = options.batch_size or profile.batch_size
 
     def pool(text: str) -> list[DeviceSpec]:
@@ -123,7 +129,8 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
         devices = pool("cpu:1") if devices[0].kind == "cpu" and not is_pool(text) else devices[:options.gpus_per_job]
     jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
                       lm_eval_version=lm_eval_version(),
-                      group_by_model=options.mode in ("parallel", "per-model"))
+                      group_by_model=options.mode in ("parallel", "per-model"),
+                      sample_seed=options.sample_seed if options.sampling == "random" else None)
     predictor, version = load_predictor(profile, settings)
     shapes = task_shapes(profile, sources)
     plan = RunPlan(run_id=new_run_id(), profile=profile, options=options.model_copy(update={"limit": limit}),

@@ -114,8 +114,13 @@ def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any
     import lm_eval
 
     task = spec.tasks[task_index]
+    limit, samples = spec.limit, None
+    if spec.sampling == "random" and spec.limit is not None:
+        from spectrabench.harness.sampling import random_samples
+
+        limit, samples = None, random_samples(task.harness_name, task_manager, spec.limit, spec.sample_seed)
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=[task.harness_name], num_fewshot=task.shots, limit=spec.limit,
+        model=lm, tasks=[task.harness_name], num_fewshot=task.shots, limit=limit, samples=samples,
         batch_size=spec.batch_size, task_manager=task_manager, log_samples=True,
         confirm_run_unsafe_code=task.allow_code_execution, random_seed=spec.seed,
         numpy_random_seed=1234 + spec.seed, torch_random_seed=1234 + spec.seed,

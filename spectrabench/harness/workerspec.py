@@ -10,7 +10,7 @@ import os
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,6 +72,9 @@ class WorkerSpec(BaseModel):
     model_cache_dir: str
     out_dir: str
     seed: int = 0
+    # "first": lm-eval's first `limit` documents; "random": a nested random sample of them (harness.sampling).
+    sampling: Literal["first", "random"] = "first"
+    sample_seed: int = 0
 
 
 def task_results_file(out_dir: Path, task: str) -> Path:

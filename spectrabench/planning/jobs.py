@@ -49,21 +49,25 @@ def _digest(payload: Any) -> str:
 
 
 def measurement_key(model: ModelSpec, task: TaskSpec, limit: int | None, task_version: str,
-                    lm_eval_version: str, seed: int = DEFAULT_SEED) -> str:
-    """Hash everything that defines a score: model identity and args, task and version, limit, shots, seed.
+                    lm_eval_version: str, seed: int = DEFAULT_SEED, sample_seed: int | None = None) -> str:
+    """Hash everything that defines a score: model identity and args, task and version, limit, shots, seed,
+    and which documents (`sample_seed`: a random nested sample under that seed; None: lm-eval's first `limit`).
 
     Batch size, placement and order are deliberately absent: they must not change a score, so a result
     measured under one schedule is reused under any other.
     """
-    return _digest({
+    payload: dict[str, Any] = {
         "model": [model.source, model.revision, model.dtype, model.trust_remote_code, model.model_args],
         "task": [task.harness_name, task_version, task.shots],
         "limit": limit, "seed": seed, "lm_eval": lm_eval_version,
-    })
+    }
+    if sample_seed is not None and limit is not None:  # first-N keys stay as they always were
+        payload["sampling"] = ["random", sample_seed]
+    return _digest(payload)
 
 
 def build_jobs(profile: Profile, *, limit: int | None, batch_size: int, task_versions: dict[str, str],
-               lm_eval_version: str, group_by_model: bool = False) -> list[Job]:
+               lm_eval_version: str, group_by_model: bool = False, sample_seed: int | None = None) -> list[Job]:
     """Expand a profile into jobs, in profile order (models outer, tasks inner).
 
     Args:
@@ -73,13 +77,15 @@ def build_jobs(profile: Profile, *, limit: int | None, batch_size: int, task_ver
         task_versions: Content version of each task by profile name (see `harness.taskids`).
         lm_eval_version: Installed lm-eval version; part of every key.
         group_by_model: One job per model with all its tasks (one model load), instead of one per pair.
+        sample_seed: Score a random nested sample of `limit` documents under this seed (None: the first ones).
     """
     jobs: list[Job] = []
     for model in profile.models:
         refs = [
             TaskRef(name=t.name, harness_name=t.harness_name, shots=t.shots,
                     allow_code_execution=t.allow_code_execution, version=task_versions[t.name],
-                    task_key=measurement_key(model, t, limit, task_versions[t.name], lm_eval_version))
+                    task_key=measurement_key(model, t, limit, task_versions[t.name], lm_eval_version,
+                                             sample_seed=sample_seed))
             for t in profile.tasks
         ]
         groups = [refs] if group_by_model else [[r] for r in refs]

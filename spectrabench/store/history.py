@@ -72,12 +72,12 @@ class History:
             con.execute("COMMIT")
 
     def start_run(self, run_id: str, *, profile: str, mode: str, limit: int | None, devices: str,
-                  backend: str, settings: dict[str, Any], versions: dict[str, str]) -> None:
-        """Record that a run began."""
+                  backend: str, settings: dict[str, Any], versions: dict[str, str], sampling: str = "first") -> None:
+        """Record that a run began (`sampling`: "first", or "random:<seed>" for a nested random sample)."""
         with self._transaction() as con:
-            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'running', ?, ?, NULL)",
+            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'running', ?, ?, NULL, ?)",
                         [run_id, profile, mode, limit, devices, backend, _now(),
-                         json.dumps(settings, default=str), json.dumps(versions)])
+                         json.dumps(settings, default=str), json.dumps(versions), sampling])
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         """Record how a run ended."""

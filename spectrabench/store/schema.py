@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = [
     """CREATE TABLE runs (
@@ -52,7 +52,12 @@ _V2 = [
         PRIMARY KEY (compare_id, role))""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+# Which documents a run scored: lm-eval's first `limit` ("first") or a nested random sample ("random:<seed>").
+_V3 = [
+    """ALTER TABLE runs ADD COLUMN sampling VARCHAR DEFAULT 'first'""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def migrate(con: Any) -> int:

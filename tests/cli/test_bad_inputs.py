@@ -87,6 +87,11 @@ CASES: list[tuple[str, Any, list[str], tuple[str, ...]]] = [
     ("gpu that is not there", lambda p: _profile(p), ["--devices", "cuda:99"], ("cuda:99",)),
     ("negative retries", lambda p: _profile(p), ["--max-retries", "-1"], ("--max-retries",)),
     ("zero job timeout", lambda p: _profile(p), ["--job-timeout", "0"], ("--job-timeout",)),
+    ("unknown sampling", lambda p: _profile(p), ["--sampling", "randon"], ("did you mean 'random'",)),
+    ("random sampling without a limit", lambda p: _profile(p, lambda d: d.pop("limit", None)),
+     ["--sampling", "random"], ("needs --limit",)),
+    ("negative sampling seed", lambda p: _profile(p), ["--limit", "2", "--sampling", "random", "--seed", "-1"],
+     ("--seed",)),
 ]
 
 
