@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from provisioning import provision_models  # benchmarks/provisioning.py, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -27,15 +29,6 @@ def _run(profile: str, limit: int, data_dir: Path, model_cache: Path, *mode_args
     return dict(json.loads(proc.stdout))
 
 
-def _provision(profile: str, model_cache: Path) -> None:
-    # Build the models first so that neither timed run pays for it.
-    code = ("import sys; from pathlib import Path; from spectrabench.settings import Settings; "
-            "from spectrabench.profiles import load_profile; from spectrabench.harness.models import provision; "
-            f"p = load_profile({profile!r}, Settings()); "
-            f"[provision(m.builtin, Path({str(model_cache)!r})) for m in p.models if m.builtin]")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
-
-
 def main() -> None:
     """Measure and print both wall times and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -43,7 +36,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--model-cache", type=Path, default=REPO / ".spectrabench" / "models")
     args = parser.parse_args()
-    _provision(args.profile, args.model_cache)
+    provision_models(args.profile, args.model_cache)
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
         baseline = _run(args.profile, args.limit, Path(tmp) / "baseline", args.model_cache, "--mode", "baseline")
         parallel = _run(args.profile, args.limit, Path(tmp) / "parallel", args.model_cache, "--mode", "parallel",

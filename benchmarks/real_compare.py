@@ -16,16 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from provisioning import provision_models  # benchmarks/provisioning.py, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 AIM = 1.8
-
-
-def _provision(profile: str, model_cache: Path) -> None:
-    code = ("from pathlib import Path; from spectrabench.settings import Settings; "
-            "from spectrabench.profiles import load_profile; from spectrabench.harness.models import provision; "
-            f"p = load_profile({profile!r}, Settings()); "
-            f"[provision(m.builtin, Path({str(model_cache)!r})) for m in p.models if m.builtin]")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def main() -> None:
@@ -36,7 +30,7 @@ def main() -> None:
     parser.add_argument("--devices", default="cpu:2")
     parser.add_argument("--model-cache", type=Path, default=REPO / ".spectrabench" / "models")
     args = parser.parse_args()
-    _provision(args.profile, args.model_cache)
+    provision_models(args.profile, args.model_cache)
     with tempfile.TemporaryDirectory(prefix="sb-compare-") as tmp:
         env = {**os.environ, "SPECTRABENCH_DATA_DIR": tmp, "SPECTRABENCH_MODEL_CACHE_DIR": str(args.model_cache),
                "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

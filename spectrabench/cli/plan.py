@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -22,10 +22,6 @@ from spectrabench.cli.options import (
 )
 from spectrabench.errors import UserError, did_you_mean
 
-if TYPE_CHECKING:
-    from spectrabench.execution.runplan import RunPlan
-    from spectrabench.planning.outlook import PlanOutlook
-
 
 def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized", devices: DevicesOpt = "auto",
          batch_size: BatchSizeOpt = None, backend: BackendOpt = "local", ray_address: RayAddressOpt = None,
@@ -38,7 +34,7 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized
     8xH100-80GB or 2xA100-80GB,4xL4-24GB. Runs nothing."""
     from spectrabench.cli import render
     from spectrabench.execution.backends import check_backend
-    from spectrabench.execution.runplan import MODES, RunOptions, plan_run
+    from spectrabench.execution.runplan import MODES, RunOptions, plan_run, predicted_outlook
     from spectrabench.profiles import load_profile
     from spectrabench.settings import Settings
 
@@ -64,18 +60,3 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized
         write_plan_gantt(outlook, gantt, title=f"{planned.profile.name} on {pool}")
     render.forecast(planned, as_json=as_json, outlook=outlook)
 
-
-def predicted_outlook(planned: RunPlan) -> PlanOutlook:
-    """The plan's predicted schedule, bound and sequential time (see `planning.outlook`)."""
-    from spectrabench.planning.outlook import PairCost, plan_outlook
-    from spectrabench.planning.workitems import work_item
-
-    items, pairs = [], []
-    for job in planned.jobs:
-        forecast = planned.forecasts.get(job.job.job_key)
-        items.append(work_item(job.job, forecast))
-        if forecast is not None:
-            pairs += [PairCost(model=job.job.model.name, load_s=forecast.load_s, runtime_s=task.runtime_s)
-                      for task in forecast.tasks]
-    slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
-    return plan_outlook(items, pairs, slots)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from spectrabench.execution.attempt import AttemptOutcome
@@ -36,6 +36,26 @@ class DeviceBusy(Exception):
         super().__init__(f"device {device} is busy with attempt {running}")
         self.device = device
         self.running = running
+
+
+def check_devices(request: AttemptRequest, devices: Sequence[DeviceSpec], busy: Mapping[str, str]) -> None:
+    """Check that each of the request's devices belongs to the executor (`devices`) and is free.
+
+    Args:
+        request: The attempt about to start.
+        devices: The executor's devices.
+        busy: Device id -> key of the attempt running there.
+
+    Raises:
+        ValueError: A device is not one of `devices`.
+        DeviceBusy: A device already runs an attempt.
+    """
+    known = {d.id for d in devices}
+    for device in request.devices:
+        if device.id not in known:
+            raise ValueError(f"device {device.id} is not part of this executor")
+        if device.id in busy:
+            raise DeviceBusy(device.id, busy[device.id])
 
 
 class Executor(Protocol):

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from spectrabench.execution.attempt import collect_outcome, kill_process_group, start_worker
-from spectrabench.execution.executor import AttemptRequest, AttemptResult, DeviceBusy
+from spectrabench.execution.executor import AttemptRequest, AttemptResult, check_devices
 from spectrabench.execution.monitor import Monitor
 from spectrabench.hardware import DeviceSpec, visible_devices_env
 
@@ -48,12 +48,7 @@ class LocalExecutor:
 
     def submit(self, request: AttemptRequest) -> None:
         """Start the attempt now on its devices (DeviceBusy if one is taken)."""
-        known = {d.id for d in self._devices}
-        for device in request.devices:
-            if device.id not in known:
-                raise ValueError(f"device {device.id} is not part of this executor")
-            if device.id in self._busy:
-                raise DeviceBusy(device.id, self._busy[device.id])
+        check_devices(request, self._devices, self._busy)
         env = {**self._base_env, **request.env, **visible_devices_env(request.devices),
                "SPECTRABENCH_DRIVER_PID": str(os.getpid())}
         started = time.time()

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from spectrabench.execution.attempt import collect_outcome, kill_process_group, start_worker, write_spec
 from spectrabench.execution.backends import connect
-from spectrabench.execution.executor import AttemptRequest, AttemptResult, DeviceBusy
+from spectrabench.execution.executor import AttemptRequest, AttemptResult, check_devices
 from spectrabench.execution.monitor import AttemptUsage, Monitor
 from spectrabench.hardware import DeviceSpec, discover_gpus
 from spectrabench.harness.workerspec import ERROR_FILE, LOG_FILE, SPEC_FILE, WorkerSpec, write_json_atomic
@@ -267,12 +267,7 @@ class RayExecutor:
 
     def submit(self, request: AttemptRequest) -> None:
         """Queue the attempt's Ray task now (DeviceBusy if one of its slots is taken)."""
-        known = {d.id for d in self._devices}
-        for device in request.devices:
-            if device.id not in known:
-                raise ValueError(f"device {device.id} is not part of this executor")
-            if device.id in self._busy:
-                raise DeviceBusy(device.id, self._busy[device.id])
+        check_devices(request, self._devices, self._busy)
         gpus = sum(1 for d in request.devices if d.kind == "cuda")
         cpus = CPUS_PER_GPU_ATTEMPT if gpus else sum(d.threads or 1 for d in request.devices)
         write_spec(request.spec)  # the driver's record of what ran; the node gets its own copy

@@ -17,7 +17,8 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
-from spectrabench.planning.workitems import regroup
+from spectrabench.planning.outlook import PairCost, PlanOutlook, plan_outlook
+from spectrabench.planning.workitems import regroup, work_item
 from spectrabench.prediction.stages import Predictor
 from spectrabench.profiles import ModelSpec, Profile, local_model_path
 from spectrabench.settings import Settings
@@ -193,3 +194,16 @@ def worker_env(settings: Settings) -> dict[str, str]:
     if settings.hf_token is not None:
         env["HF_TOKEN"] = settings.hf_token.get_secret_value()
     return env
+
+
+def predicted_outlook(planned: RunPlan) -> PlanOutlook:
+    """The plan's predicted schedule, bound and sequential time (see `planning.outlook`)."""
+    items, pairs = [], []
+    for job in planned.jobs:
+        forecast = planned.forecasts.get(job.job.job_key)
+        items.append(work_item(job.job, forecast))
+        if forecast is not None:
+            pairs += [PairCost(model=job.job.model.name, load_s=forecast.load_s, runtime_s=task.runtime_s)
+                      for task in forecast.tasks]
+    slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
+    return plan_outlook(items, pairs, slots)

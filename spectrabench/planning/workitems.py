@@ -42,7 +42,6 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
         Jobs in profile order of their first task; a job's batch size is the smallest of its members' (one worker
         runs one batch size, and each member's was chosen to fit).
     """
-    by_key = {job.job_key: job for job in pairs}
     by_model: dict[str, list[WorkItem]] = {}
     for job in pairs:
         by_model.setdefault(job.model.name, []).append(work_item(job, forecasts.get(job.job_key)))
@@ -51,8 +50,7 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
     grouped: list[Job] = []
     for piece in pieces:
         members = [by_task[piece.model, task] for task in piece.tasks]
-        first = by_key[members[0].job_key]
-        grouped.append(job_of(first.model, [m.tasks[0] for m in members], first.limit,
+        grouped.append(job_of(members[0].model, [m.tasks[0] for m in members], members[0].limit,
                               min(m.batch_size for m in members)))
     order = {job.job_key: index for index, job in enumerate(pairs)}
     return sorted(grouped, key=lambda job: order[by_task[job.model.name, job.task_names[0]].job_key])
