@@ -97,7 +97,8 @@ def run_mix(name: str, profile, pool: str, seeds: int) -> dict[str, object]:  # 
     """Simulate every strategy on `profile` for `seeds` seeds; print and return the summary."""
     from spectrabench.planning.dispatch import DynamicLPT
     from spectrabench.planning.placement import jobs_per_device
-    from spectrabench.simulate.cluster import LongestFirstPolicy, simulate
+    from spectrabench.simulate.cluster import simulate
+    from spectrabench.simulate.policies import LongestFirstPolicy
     from spectrabench.simulate.specs import parse_pool
     from spectrabench.simulate.truth import TruthConfig
     from spectrabench.simulate.workload import build_workload, group_by_model

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from spectrabench.execution.driver import JobFailure, RunObserver
+    from spectrabench.execution.outcomes import JobFailure, RunObserver
     from spectrabench.execution.runplan import RunPlan
     from spectrabench.hardware import DeviceSpec
     from spectrabench.planning.jobs import Job
@@ -116,7 +116,7 @@ class LiveObserver(LineObserver):
 @contextmanager
 def make_observer(plan: RunPlan, *, quiet: bool, stream: TextIO) -> Iterator[RunObserver]:
     """The right observer for where output goes: silent, line by line, or live."""
-    from spectrabench.execution.driver import SilentObserver
+    from spectrabench.execution.outcomes import SilentObserver
 
     if quiet:
         yield SilentObserver()

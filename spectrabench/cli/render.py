@@ -12,7 +12,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from spectrabench.execution.comparison import CompareSummary
-    from spectrabench.execution.driver import RunSummary
+    from spectrabench.execution.outcomes import RunSummary
     from spectrabench.execution.runplan import RunPlan
     from spectrabench.planning.outlook import PlanOutlook
     from spectrabench.report.tables import Leaderboard
@@ -95,7 +95,8 @@ def forecast(plan: RunPlan, *, as_json: bool, outlook: PlanOutlook | None = None
         fc = plan.forecasts[planned.job.job_key]
         rows.append({"job_key": fc.job_key, "model": fc.model, "tasks": planned.job.task_names,
                      "batch_size": fc.batch_size, "batch_reason": fc.batch_reason, "load_s": fc.load_s,
-                     "runtime_s": fc.runtime_s, "peak_mem_gb": fc.peak_mem_gb, "stage": fc.stage})
+                     "runtime_s": fc.runtime_s, "peak_mem_gb": fc.peak_mem_gb, "stage": fc.stage,
+                     "gpus": planned.job.gpus})
     sequential = sum(r["runtime_s"] for r in rows)  # type: ignore[misc]
     if as_json:
         print(json.dumps({"profile": plan.profile.name, "mode": plan.options.mode,

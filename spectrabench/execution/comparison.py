@@ -12,7 +12,8 @@ from contextlib import AbstractContextManager
 
 from pydantic import BaseModel
 
-from spectrabench.execution.driver import RunObserver, RunSummary, execute_run
+from spectrabench.execution.driver import execute_run
+from spectrabench.execution.outcomes import RunObserver, RunSummary
 from spectrabench.execution.runplan import RunOptions, RunPlan, plan_run
 from spectrabench.profiles import Profile
 from spectrabench.settings import Settings

@@ -15,7 +15,9 @@ from spectrabench.execution.executor import AttemptResult, Executor
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.jobs import Job
+from spectrabench.planning.placement import offerable
 from spectrabench.planning.schedule import SlotState, WorkItem
+from spectrabench.planning.tails import RunningJob, tail_move
 
 
 class QueuedJob(Protocol):
@@ -64,8 +66,21 @@ class RunLoop(Protocol[S]):
         """The scheduler's view of a queued job (its forecast)."""
         ...
 
+    def running_jobs(self) -> list[RunningJob]:
+        """Jobs in flight with their progress, for tail moves."""
+        ...
 
-def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: bool) -> None:
+    def move_tail(self, job_key: str, count: int, devices: tuple[DeviceSpec, ...]) -> S | None:
+        """Move the last `count` unstarted tasks of a running job to a new job started on `devices`."""
+        ...
+
+
+def _need(job: Job, need: int, on_gpu: bool) -> int:
+    """Devices `job` takes at once: the run's `--gpus-per-job`, or the GPUs its model is split over."""
+    return max(need, job.gpus) if on_gpu else need
+
+
+def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: bool, max_tail_moves: int = 0) -> None:
     """Start and settle jobs until the queue is empty and nothing runs.
 
     Args:
@@ -73,8 +88,11 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
         queue: Jobs in plan order.
         need: Devices one job takes at once (`--gpus-per-job` on GPUs, 1 on CPU slots).
         longest_first: Let `DynamicLPT` choose (optimized mode); otherwise plan order, retries first.
+        max_tail_moves: With `longest_first`, how many times a device left idle may take the unstarted tail of a
+            running job (`planning.tails`): the model loads the plan left unspent.
     """
     devices = run.executor.capacity()
+    on_gpu = bool(devices) and devices[0].kind == "cuda"
     busy: dict[str, str] = {}
     last_model: dict[str, str | None] = dict.fromkeys((d.id for d in devices), None)
     # One job per device: co-locating jobs on a GPU needs an executor that shares devices, which none does yet.
@@ -84,14 +102,15 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
     while queue or run.in_flight:
         while queue:
             free = [d for d in devices if d.id not in busy]
-            if len(free) < need:
-                break
             state = queue[0]
+            if len(free) < _need(state.job, need, on_gpu):
+                break
             if policy is not None and need == 1:
-                view = [items.setdefault(s.job.job_key, run.item_for(s)) for s in queue]
+                # A job split over k GPUs is offered only while k are free (placement.offerable).
+                view = offerable([items.setdefault(s.job.job_key, run.item_for(s)) for s in queue], len(free) - 1)
                 slot = SlotState(device_id=free[0].id, total_mem_gb=free[0].total_mem_gb,
                                  free_mem_gb=free[0].free_mem_gb, last_model=last_model.get(free[0].id))
-                pick = policy.pick(view, slot, time.monotonic() - t0)
+                pick = policy.pick(view, slot, time.monotonic() - t0) if view else None
                 if pick is None:
                     break
                 state = next(s for s in queue if s.job.job_key == pick.key)
@@ -99,11 +118,26 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
             if state.job.model.name in run.unavailable:
                 run.fail_unavailable(state)
                 continue
-            chosen = tuple(free[:need])
+            chosen = tuple(free[:_need(state.job, need, on_gpu)])
             run.submit(state, chosen)
             for device in chosen:
                 busy[device.id] = state.job.job_key
                 last_model[device.id] = state.job.model.name
+        if policy is not None and need == 1 and not queue and max_tail_moves > 0:
+            # Nothing left to start: an idle device may take the unstarted tail of a job that will end last.
+            for device in [d for d in devices if d.id not in busy]:
+                move = tail_move(run.running_jobs(), device.free_mem_gb, policy.scale_for)
+                moved = run.move_tail(move.key, move.n_tasks, (device,)) if move is not None else None
+                if move is None or moved is None:
+                    break
+                parent = next(s for s in run.in_flight.values() if s.job.job_key == move.key)
+                items[move.key] = run.item_for(parent)  # what it predicts now that the tail is gone
+                items[moved.job.job_key] = run.item_for(moved)
+                busy[device.id] = moved.job.job_key
+                last_model[device.id] = moved.job.model.name
+                max_tail_moves -= 1
+                if not max_tail_moves:
+                    break
         for result in run.executor.wait(timeout_s=1.0):
             for device in result.request.devices:
                 busy.pop(device.id, None)

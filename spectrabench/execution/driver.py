@@ -10,93 +10,28 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Protocol
-
-from pydantic import BaseModel, Field
+from pathlib import Path
+from typing import Any
 
 from spectrabench.execution.backends import make_executor
 from spectrabench.execution.dispatching import run_queue
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, Executor
+from spectrabench.execution.outcomes import JobFailure, RunObserver, RunSummary, SilentObserver
 from spectrabench.execution.preflight import unreachable_models
 from spectrabench.execution.retry import decide_retry
 from spectrabench.execution.runlock import run_lock
 from spectrabench.execution.runplan import RunPlan, attempt_spec, check_data_dir, worker_env
+from spectrabench.execution.tailmoves import claim_tail, running_view
 from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.results import BadOutput, read_task_output
 from spectrabench.harness.workerspec import ErrorKind
-from spectrabench.planning.jobs import Job, TaskRef
+from spectrabench.planning.grouping import load_budget
+from spectrabench.planning.jobs import Job, TaskRef, job_of
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.tails import RunningJob
 from spectrabench.planning.workitems import work_item
 from spectrabench.settings import Settings
 from spectrabench.store.history import AttemptRecord, History
-
-
-class JobFailure(BaseModel):
-    """Why one job did not produce its scores."""
-
-    job_key: str
-    model: str
-    tasks: list[str]
-    kind: str
-    message: str
-    log_path: str | None = None
-
-
-class RunSummary(BaseModel):
-    """The outcome of a run, for the terminal and for `--json`."""
-
-    run_id: str
-    profile: str
-    mode: str
-    devices: str
-    status: str
-    jobs_total: int
-    jobs_completed: int
-    jobs_reused: int
-    jobs_failed: int
-    attempts: int
-    retries: int
-    wall_s: float
-    db_path: str
-    predictor_version: int | None = None
-    training: str | None = None
-    failures: list[JobFailure] = Field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every job has its scores, 1 when some failed, 130 when interrupted."""
-        if self.status == "interrupted":
-            return 130
-        return 1 if self.jobs_failed else 0
-
-
-class RunObserver(Protocol):
-    """Receives progress events (the CLI renders them; tests may record them)."""
-
-    def attempt_started(self, job: Job, attempt: int, devices: tuple[DeviceSpec, ...], batch_size: int) -> None:
-        """An attempt's worker was started."""
-        ...
-
-    def job_done(self, job: Job, outcome: str, failure: JobFailure | None) -> None:
-        """A job ended: complete, reused or failed."""
-        ...
-
-    def retrying(self, job: Job, reason: str) -> None:
-        """A failed attempt will be retried."""
-        ...
-
-
-class SilentObserver:
-    """Ignores every event."""
-
-    def attempt_started(self, job: Job, attempt: int, devices: tuple[DeviceSpec, ...], batch_size: int) -> None:
-        """Ignore."""
-
-    def job_done(self, job: Job, outcome: str, failure: JobFailure | None) -> None:
-        """Ignore."""
-
-    def retrying(self, job: Job, reason: str) -> None:
-        """Ignore."""
 
 
 @dataclass
@@ -122,6 +57,9 @@ class _Run:
         self.attempts = 0
         self.retries = 0
         self.in_flight: dict[str, _JobState] = {}
+        self._attempt_dirs: dict[str, tuple[Path, float]] = {}  # in-flight key -> (attempt folder, wall start)
+        self._next_ordinal = len(plan.jobs) + 1  # tails moved off running jobs come after the plan's jobs
+        self.tail_moves = 0
         # model name -> why it cannot be loaded; its jobs then fail at once, without starting a worker
         self.unavailable = unreachable_models(plan.profile.models, settings)
 
@@ -211,6 +149,7 @@ class _Run:
         spec = attempt_spec(self.plan, state.job, state.attempt, tuple(state.todo), state.batch_size, devices,
                             self.settings)
         key = f"{state.job.job_key}#{state.attempt}"
+        self._attempt_dirs[key] = (Path(spec.out_dir), time.time())
         self.history.start_attempt(self.plan.run_id, state.job.job_key, state.attempt, batch_size=state.batch_size,
                                    tasks=[ref.name for ref in state.todo],
                                    devices=",".join(d.id for d in devices),
@@ -232,15 +171,52 @@ class _Run:
                 return exc
             self.history.record_task_output(self.plan.run_id, state.job, state.attempt, ref, output,
                                             runtime_s=timings[ref.name].get("seconds"),
-                                            batch_size=state.batch_size,
-                                            features=self._features(state.job, ref.name, state.batch_size))
+                                            batch_size=ref.batch_under(state.batch_size),
+                                            features=self._features(state.job, ref.name,
+                                                                    ref.batch_under(state.batch_size)))
             state.todo.remove(ref)
             state.done.append(ref.name)
         return None
 
+    def running_jobs(self) -> list[RunningJob]:
+        """The attempts in flight as `planning.tails` sees them (those whose progress can be read here)."""
+        now, views = time.time(), []
+        for key, state in self.in_flight.items():
+            folder, started = self._attempt_dirs[key]
+            view = running_view(self.item_for(state), folder, started, now)
+            if view is not None:
+                views.append(view)
+        return views
+
+    def move_tail(self, job_key: str, count: int, devices: tuple[DeviceSpec, ...]) -> _JobState | None:
+        """Take the last `count` unstarted tasks of the running job `job_key` back from its worker and start them
+        as a new job on `devices`; the new job's state, or None when the worker had started them all."""
+        key, state = next(((k, s) for k, s in self.in_flight.items() if s.job.job_key == job_key), (None, None))
+        if key is None or state is None:
+            return None
+        moved = claim_tail(self._attempt_dirs[key][0], state.todo, count)
+        if not moved:
+            return None
+        names = {ref.name for ref in moved}
+        state.todo = [ref for ref in state.todo if ref.name not in names]
+        state.job = state.job.model_copy(update={"tasks": tuple(r for r in state.job.tasks if r.name not in names)})
+        tail = job_of(state.job.model, moved, state.job.limit, state.batch_size)
+        forecast = self.plan.forecasts.get(job_key)
+        if forecast is not None:
+            parts = [t for t in forecast.tasks if t.task in names]
+            self.plan.forecasts[tail.job_key] = forecast.model_copy(update={
+                "job_key": tail.job_key, "tasks": parts,
+                "runtime_s": forecast.load_s + sum(t.runtime_s for t in parts)})
+        tail_state = _JobState(tail, self._next_ordinal, list(moved), state.batch_size)
+        self._next_ordinal += 1
+        self.tail_moves += 1
+        self.submit(tail_state, devices)
+        return tail_state
+
     def handle(self, result: AttemptResult) -> _JobState | None:
         """Record a finished attempt; return the job's state when it should be retried."""
         state = self.in_flight.pop(result.request.key)
+        self._attempt_dirs.pop(result.request.key, None)
         outcome = result.outcome
         bad = self._store_finished_tasks(state, result)
         kind, message = outcome.error_kind, outcome.error
@@ -267,10 +243,13 @@ class _Run:
             return None
         if kind is ErrorKind.UNAVAILABLE and progress.get("load_s") is None:
             self.unavailable[state.job.model.name] = f"{message} (first seen in job {state.job.job_key})"
-        decision = decide_retry(kind, state.batch_size, state.failed_kinds, self.plan.options.max_retries)
+        # The task it died in is the first one left: its batch is what an OOM retry halves (and caps the rest by).
+        batch = state.todo[0].batch_under(state.batch_size) if state.todo else state.batch_size
+        decision = decide_retry(kind, batch, state.failed_kinds, self.plan.options.max_retries)
         state.failed_kinds.append(kind)
         if decision.retry and state.todo:
-            state.batch_size = decision.batch_size
+            if kind is ErrorKind.OOM:  # other retries keep the cap: only an OOM says the batch was too big
+                state.batch_size = decision.batch_size
             self.retries += 1
             self.observer.retrying(state.job, decision.reason)
             return state
@@ -311,7 +290,9 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
             devices = executor.capacity()
             # A GPU job takes --gpus-per-job devices at once; a CPU job one slot.
             need = options.gpus_per_job if devices and devices[0].kind == "cuda" else 1
-            run_queue(run, queue, need, longest_first=options.mode == "optimized")
+            models = len({planned.job.model.name for planned in plan.jobs})
+            spare_loads = load_budget(models, max(1, len(devices) // need)) - len(plan.jobs)
+            run_queue(run, queue, need, longest_first=options.mode == "optimized", max_tail_moves=max(0, spare_loads))
             status = "failed" if run.failures else "complete"
             if run.counts["complete"]:
                 version, training = _learn(settings, plan)
@@ -320,11 +301,12 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
         finally:
             executor.close()
             summary = RunSummary(run_id=plan.run_id, profile=plan.profile.name, mode=options.mode,
-                                 devices=plan.devices_label, status=status, jobs_total=len(plan.jobs),
+                                 devices=plan.devices_label, status=status, jobs_total=len(plan.jobs) + run.tail_moves,
                                  jobs_completed=run.counts["complete"], jobs_reused=run.counts["reused"],
                                  jobs_failed=run.counts["failed"], attempts=run.attempts, retries=run.retries,
                                  wall_s=time.perf_counter() - started, db_path=str(settings.db_file),
-                                 predictor_version=version, training=training, failures=run.failures)
+                                 predictor_version=version, training=training, failures=run.failures,
+                                 tail_moves=run.tail_moves)
             history.mark_lost("interrupted", "the run was interrupted before this attempt finished")
             history.finish_run(plan.run_id, status, summary.model_dump(mode="json"))
     return summary

@@ -18,7 +18,9 @@ from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
 from spectrabench.planning.outlook import PairCost, PlanOutlook, plan_outlook
+from spectrabench.planning.placement import shards_needed
 from spectrabench.planning.workitems import regroup, work_item
+from spectrabench.prediction.features import weights_gb
 from spectrabench.prediction.stages import Predictor
 from spectrabench.profiles import ModelSpec, Profile, local_model_path
 from spectrabench.settings import Settings
@@ -98,10 +100,14 @@ def _worker_model(model: ModelSpec, profile: Profile) -> WorkerModel:
 
 def attempt_spec(plan: RunPlan, job: Job, attempt: int, tasks: tuple[TaskRef, ...], batch_size: int,
                  devices: tuple[DeviceSpec, ...], settings: Settings) -> WorkerSpec:
-    """The worker spec of one attempt of `job` on `devices`."""
+    """The worker spec of one attempt of `job` on `devices`; on several GPUs the model is split over them layer by
+    layer (lm-eval's `parallelize=True`), which changes no score."""
     out_dir = settings.results_root / plan.run_id / f"{job.model.name}--{job.job_key}" / f"attempt-{attempt}"
     on_gpu = devices[0].kind == "cuda"
-    return WorkerSpec(job_key=job.job_key, attempt=attempt, model=_worker_model(job.model, plan.profile),
+    model = _worker_model(job.model, plan.profile)
+    if on_gpu and len(devices) > 1:
+        model = model.model_copy(update={"model_args": {"parallelize": True, **model.model_args}})
+    return WorkerSpec(job_key=job.job_key, attempt=attempt, model=model,
                       tasks=tasks, limit=job.limit, batch_size=batch_size, device="cuda:0" if on_gpu else "cpu",
                       threads=None if on_gpu else devices[0].threads,
                       include_paths=plan.sources.include_paths, include_defaults=not plan.sources.all_local,
@@ -147,8 +153,15 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
             forecast = forecast_job(job, shapes, device, predictor, settings.memory_margin)
             if forecast.peak_mem_gb <= device.free_mem_gb * (1 - settings.memory_margin):
                 break
-        if options.batch_size is None and forecast.batch_size != job.batch_size:
-            job = job.model_copy(update={"batch_size": forecast.batch_size})
+        if device.kind == "cuda" and options.gpus_per_job == 1 and forecast.peak_mem_gb > device.free_mem_gb:
+            job, forecast = _sharded(job, forecast, device, sum(d.name == device.name for d in devices))
+        if options.batch_size is None:
+            refs = job.tasks
+            if len({t.batch_size for t in forecast.tasks}) > 1:  # the worker runs each task at its own batch
+                refs = tuple(r.model_copy(update={"batch_size": t.batch_size})
+                             for r, t in zip(job.tasks, forecast.tasks, strict=True))
+            if forecast.batch_size != job.batch_size or refs != job.tasks:
+                job = job.model_copy(update={"batch_size": forecast.batch_size, "tasks": refs})
         elif options.batch_size is not None:
             forecast = forecast.model_copy(update={"batch_size": job.batch_size, "batch_reason": "--batch-size"})
         return job, forecast
@@ -160,9 +173,28 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     for job in jobs:
         job, forecast = sized(job)
         plan.forecasts[job.job_key] = forecast
-        spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size, tuple(devices[:options.gpus_per_job]), settings)
+        spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size,
+                            tuple(devices[:max(options.gpus_per_job, job.gpus)]), settings)
         plan.jobs.append(PlannedJob(job=job, argv=worker_argv(Path(spec.out_dir)), spec=spec))
     return plan
+
+
+def _sharded(job: Job, forecast: JobForecast, device: DeviceSpec, available: int) -> tuple[Job, JobForecast]:
+    """`job` split over the fewest GPUs of `device`'s kind that hold its predicted peak, even at batch 1 (the
+    forecast keeps the whole peak; `workitems.work_item` turns it into each device's part).
+
+    Raises:
+        UserError: Not even all `available` GPUs of that kind hold it.
+    """
+    weights = weights_gb(job.model)
+    shards = shards_needed(forecast.peak_mem_gb, weights, device.free_mem_gb, available)
+    if shards is None:
+        raise UserError(f"model '{job.model.name}' is predicted to need {forecast.peak_mem_gb:.0f} GiB at batch 1, "
+                        f"more than {available} x {device.name} ({device.free_mem_gb:.0f} GiB free each) can hold "
+                        f"even split layer by layer",
+                        hint="add GPUs, pick larger ones, or remove the model from the profile")
+    forecast = forecast.model_copy(update={"batch_reason": f"split over {shards} GPUs: {forecast.batch_reason}"})
+    return job.model_copy(update={"gpus": shards}), forecast
 
 
 def load_predictor(profile: Profile, settings: Settings) -> tuple[Predictor, int | None]:

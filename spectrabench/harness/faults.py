@@ -3,8 +3,9 @@
 `SPECTRABENCH_FAULT="oom:batch_gt=2;crash:attempt=1,task=sb_ko"` holds rules `kind[:cond=value,...]` separated by
 `;`. Kinds: oom (torch's OutOfMemoryError), crash (the process exits hard), hang (starts a child process, then
 sleeps forever), kill (SIGKILL to itself, as the kernel's OOM killer would), corrupt (garbles the task's results
-file after writing it), unavailable (a model-load error). Conditions: attempt=N, task=NAME, model=NAME,
-batch_gt=N. A rule without `task` fires as the worker starts, before any heavy import. Only tests set it.
+file after writing it), unavailable (a model-load error), slow (sleeps `SLOW_S` seconds, then carries on).
+Conditions: attempt=N, task=NAME, model=NAME, batch_gt=N. A rule without `task` fires as the worker starts, before
+any heavy import. Only tests set it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 FAULT_ENV = "SPECTRABENCH_FAULT"
-KINDS = ("oom", "crash", "hang", "kill", "corrupt", "unavailable")
+KINDS = ("oom", "crash", "hang", "kill", "corrupt", "unavailable", "slow")
+SLOW_S = 10.0
 
 
 class Fault(NamedTuple):
@@ -56,6 +58,9 @@ def faults_from_env(env: Mapping[str, str]) -> list[Fault]:
 
 
 def _fire(kind: str, where: str, out_dir: Path) -> None:
+    if kind == "slow":  # a task far slower than predicted: what tail moves are for
+        time.sleep(SLOW_S)
+        return
     if kind == "oom":
         import torch
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spectrabench.harness import faults as injected
+from spectrabench.harness.claims import claim_task
 from spectrabench.harness.workerspec import (
     ERROR_FILE,
     EXIT_CODES,
@@ -119,9 +120,12 @@ def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any
         from spectrabench.harness.sampling import random_samples
 
         limit, samples = None, random_samples(task.harness_name, task_manager, spec.limit, spec.sample_seed)
+    # One loaded model, each task at its own batch: HFLM reads batch_size_per_gpu at every call.
+    batch = task.batch_under(spec.batch_size)
+    lm.batch_size_per_gpu = batch
     results = lm_eval.simple_evaluate(
         model=lm, tasks=[task.harness_name], num_fewshot=task.shots, limit=limit, samples=samples,
-        batch_size=spec.batch_size, task_manager=task_manager, log_samples=True,
+        batch_size=batch, task_manager=task_manager, log_samples=True,
         confirm_run_unsafe_code=task.allow_code_execution, random_seed=spec.seed,
         numpy_random_seed=1234 + spec.seed, torch_random_seed=1234 + spec.seed,
         fewshot_random_seed=1234 + spec.seed,
@@ -212,18 +216,22 @@ def run_worker(attempt_dir: Path) -> int:
         return _fail(out_dir, classify_exception(exc, "load"), exc, "load", None)
 
     for index, task in enumerate(spec.tasks):
+        # The driver may have moved this task to another device (a tail move): whoever claims it first runs it.
+        if not claim_task(out_dir, task.name, "worker", create=True):
+            continue
         started = time.perf_counter()
         try:
-            injected.before_task(faults, spec.model.name, spec.attempt, task.name, spec.batch_size, out_dir)
+            batch = task.batch_under(spec.batch_size)
+            injected.before_task(faults, spec.model.name, spec.attempt, task.name, batch, out_dir)
             results = _evaluate_task(lm, spec, index, task_manager)
             n_samples = _write_task_outputs(out_dir, task.name, results, spec)
-            injected.after_task(faults, spec.model.name, spec.attempt, task.name, spec.batch_size,
+            injected.after_task(faults, spec.model.name, spec.attempt, task.name, batch,
                                 task_results_file(out_dir, task.name))
         except BaseException as exc:
             return _fail(out_dir, classify_exception(exc, "task"), exc, "task", task.name)
         tasks = dict(progress.data["tasks"])
         tasks[task.name] = {"seconds": time.perf_counter() - started, "n_samples": n_samples,
-                            "finished_at": time.time()}
+                            "finished_at": time.time(), "batch_size": batch}
         progress.save(tasks=tasks)
     progress.save(finished_at=time.time())
     return 0

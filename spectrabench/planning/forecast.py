@@ -25,6 +25,7 @@ class TaskForecast(BaseModel):
     runtime_s: float
     peak_mem_gb: float
     stage: str
+    batch_size: int = 0  # the batch this task runs at (0 in forecasts written before per-task batches)
 
 
 class JobForecast(BaseModel):
@@ -47,28 +48,36 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
                  memory_margin: float) -> JobForecast:
     """Pick the job's batch size and predict its cost on `device`.
 
-    On GPU the batch is the largest whose predicted peak memory (the quantile, when learned) fits the device's free
-    memory with `memory_margin` to spare, for every task of the job; on CPU it is the profile's fixed batch.
+    On GPU each task's batch is the largest whose predicted peak memory (the quantile, when learned) fits the
+    device's free memory with `memory_margin` to spare, and the job's batch (the attempt's cap) the largest of
+    them: the worker runs each task at its own (`TaskForecast.batch_size`); on CPU every task runs at the profile's
+    fixed batch. A task whose `TaskRef.batch_size` is set keeps it (capped by the job's batch).
     """
     def features(task_index: int, batch: int) -> JobFeatures:
         ref = job.tasks[task_index]
         return job_features(job.model, shapes[ref.name], ref.shots, job.limit, batch, device)
 
     batch, reason = job.batch_size, "CPU: fixed from the profile"
-    if device.kind == "cuda":
+    batches = [ref.batch_under(batch) for ref in job.tasks]
+    if device.kind == "cuda" and any(ref.batch_size is None for ref in job.tasks):
         choices = [choose_batch_size(lambda b, i=i: features(i, b),  # type: ignore[misc]
                                      lambda f: predictor.predict(f).peak_mem_gb, device.free_mem_gb,
                                      memory_margin) for i in range(len(job.tasks))]
+        batches = [c.batch_size for c in choices]
+        largest = max(choices, key=lambda c: c.batch_size)
         smallest = min(choices, key=lambda c: c.batch_size)
-        batch, reason = smallest.batch_size, smallest.reason
+        batch = largest.batch_size
+        reason = smallest.reason if smallest is largest or len(job.tasks) == 1 else (
+            f"per task {smallest.batch_size}..{largest.batch_size}: {smallest.reason}")
     tasks = []
     load_s = 0.0
     for index, ref in enumerate(job.tasks):
-        f = features(index, batch)
+        f = features(index, batches[index])
         prediction = predictor.predict(f)
         load_s = max(load_s, prediction.load_s)
         tasks.append(TaskForecast(task=ref.name, features=f, runtime_s=prediction.runtime_s,
-                                  peak_mem_gb=prediction.peak_mem_gb, stage=prediction.stage))
+                                  peak_mem_gb=prediction.peak_mem_gb, stage=prediction.stage,
+                                  batch_size=batches[index]))
     stage = min((t.stage for t in tasks), key=_STAGE_ORDER.index)
     return JobForecast(job_key=job.job_key, model=job.model.name, batch_size=batch, batch_reason=reason,
                        load_s=load_s, runtime_s=load_s + sum(t.runtime_s for t in tasks),

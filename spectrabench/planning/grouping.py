@@ -66,6 +66,12 @@ _REFINED = 4
 _REFINE_TRIALS = 8
 
 
+def load_budget(n_models: int, n_devices: int) -> int:
+    """Model loads a run may spend: `LOAD_BUDGET` x (models + devices). Grouping's pieces and the tails moved
+    during the run (`planning.tails`) share it."""
+    return math.floor(LOAD_BUDGET * (n_models + n_devices))
+
+
 def merge_items(items: Sequence[WorkItem]) -> WorkItem:
     """One item that loads the model once and runs all `items`' tasks in order.
 
@@ -91,7 +97,21 @@ def merge_items(items: Sequence[WorkItem]) -> WorkItem:
                     params_b=first.params_b, gpus=max(i.gpus for i in items),
                     predicted_runtime_s=sum(i.predicted_runtime_s for i in items),
                     predicted_load_s=max(i.predicted_load_s for i in items),
-                    predicted_mem_gb=max(i.predicted_mem_gb for i in items))
+                    predicted_mem_gb=max(i.predicted_mem_gb for i in items),
+                    task_runtimes_s=_task_runtimes(items))
+
+
+def _task_runtimes(items: Sequence[WorkItem]) -> tuple[float, ...]:
+    """Per-task predicted runtimes of merged items (empty when any member's split is unknown)."""
+    runtimes: list[float] = []
+    for item in items:
+        if item.task_runtimes_s:
+            runtimes.extend(item.task_runtimes_s)
+        elif len(item.tasks) == 1:
+            runtimes.append(item.predicted_runtime_s)
+        else:
+            return ()
+    return tuple(runtimes)
 
 
 def one_item_per_model(items_by_model: Mapping[str, Sequence[WorkItem]]) -> list[WorkItem]:
@@ -354,7 +374,7 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
     share = sum(s.load_s + s.work_s for s in models.values()) / n_devices
     # No split can beat the longest single task's piece: the makespan is at least that long anyway.
     unavoidable = max(s.load_s + max(i.predicted_runtime_s for i in s.items) for s in models.values())
-    budget = math.floor(LOAD_BUDGET * (len(models) + n_devices))
+    budget = load_budget(len(models), n_devices)
     candidates = [whole]
     if any(can_split.values()):
         floor = max(_CAP_FLOOR * share, unavoidable)

@@ -25,6 +25,13 @@ class TaskRef(BaseModel):
     allow_code_execution: bool
     version: str
     task_key: str
+    # The batch this task runs at inside its job, capped by the attempt's batch; None: the job's batch. A grouped
+    # job keeps each member's own batch (chosen to fit for that task alone) instead of its smallest member's.
+    batch_size: int | None = None
+
+    def batch_under(self, cap: int) -> int:
+        """The batch this task runs at in an attempt whose batch (cap) is `cap`."""
+        return max(1, min(self.batch_size or cap, cap))
 
 
 class Job(BaseModel):
@@ -37,6 +44,7 @@ class Job(BaseModel):
     tasks: tuple[TaskRef, ...]
     limit: int | None
     batch_size: int
+    gpus: int = 1  # GPUs its model is split over (lm-eval's parallelize=True) when one cannot hold it
 
     @property
     def task_names(self) -> list[str]:
@@ -95,5 +103,8 @@ def build_jobs(profile: Profile, *, limit: int | None, batch_size: int, task_ver
 
 def job_of(model: ModelSpec, tasks: Sequence[TaskRef], limit: int | None, batch_size: int) -> Job:
     """The job that runs `tasks` of `model` in one worker, keyed by its tasks' keys and its batch size."""
-    key = _digest({"tasks": [r.task_key for r in tasks], "batch": batch_size})
+    payload: dict[str, Any] = {"tasks": [r.task_key for r in tasks], "batch": batch_size}
+    if any(r.batch_size not in (None, batch_size) for r in tasks):  # keys of uniform jobs stay as they were
+        payload["task_batches"] = [r.batch_size for r in tasks]
+    key = _digest(payload)
     return Job(job_key=key, model=model, tasks=tuple(tasks), limit=limit, batch_size=batch_size)

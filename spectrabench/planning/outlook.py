@@ -27,7 +27,7 @@ class PairCost(BaseModel):
 
 
 class Slot(BaseModel):
-    """One job in the predicted schedule."""
+    """One job on one device in the predicted schedule (a job split over k GPUs has a slot on each)."""
 
     job_key: str
     model: str
@@ -35,6 +35,7 @@ class Slot(BaseModel):
     device: str
     start_s: float
     end_s: float
+    gpus: int = 1
 
 
 class PlanOutlook(BaseModel):
@@ -76,11 +77,12 @@ def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: 
     policy = DynamicLPT(n_devices=len(devices), colocate=colocate)
     schedule = predicted_schedule(items, [Pool(d.id, d.total_mem_gb) for d in devices], policy)
     tasks = {item.key: list(item.tasks) for item in items}
+    gpus = {item.key: item.gpus for item in items}
     sequential = sum(p.load_s + p.runtime_s for p in pairs)
     return PlanOutlook(
         devices=[d.id for d in devices], makespan_s=schedule.makespan_s,
         lower_bound_s=lower_bound(pairs, len(devices)), sequential_s=sequential,
         speedup=sequential / schedule.makespan_s if schedule.makespan_s > 0 else float("nan"),
         schedule=[Slot(job_key=p.key, model=p.model, tasks=tasks[p.key], device=p.device_id, start_s=p.start_s,
-                       end_s=p.end_s) for p in schedule.placements],
+                       end_s=p.end_s, gpus=gpus[p.key]) for p in schedule.placements],
         unplaced=list(schedule.unplaced))

@@ -81,6 +81,28 @@ def colocation_slowdown(n_sharing: int) -> float:
     return 1.0 + SHARING_SLOWDOWN * (n_sharing - 1)
 
 
+def sharded_peak_gb(peak_gb: float, weights_gb: float, shards: int) -> float:
+    """One device's part of a job's predicted peak when its weights are split over `shards` devices layer by layer
+    (lm-eval's `parallelize=True`): its share of the weights plus the whole rest, since the last device holds the
+    logits."""
+    return peak_gb - weights_gb * (1 - 1 / max(1, shards))
+
+
+def shards_needed(peak_gb: float, weights_gb: float, device_gb: float, most: int) -> int | None:
+    """The fewest devices, 1 to `most`, over which a job's peak (`sharded_peak_gb`) fits `device_gb` on each;
+    None when even `most` do not suffice."""
+    return next((k for k in range(1, most + 1) if sharded_peak_gb(peak_gb, weights_gb, k) <= device_gb), None)
+
+
+def offerable(queue: Sequence[WorkItem], idle_partners: int) -> list[WorkItem]:
+    """The items a device may start now: a sharded item only when `idle_partners` other idle devices can join it.
+
+    Holding idle devices until more free up could waste a long job's time on each, so a sharded item waits in the
+    queue, unseen, until enough devices are idle at once (the start of a run, or its end).
+    """
+    return [item for item in queue if item.gpus <= 1 + idle_partners]
+
+
 def per_device_mem_gb(item: WorkItem) -> float:
     """The predicted peak one device needs for `item`: a sharded item's peak is spread evenly over its devices."""
     return item.predicted_mem_gb / max(1, item.gpus)

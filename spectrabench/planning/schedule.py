@@ -25,6 +25,23 @@ class WorkItem(BaseModel):
     predicted_runtime_s: float  # evaluation time of all its tasks, load excluded
     predicted_load_s: float
     predicted_mem_gb: float  # the memory quantile: what must be free to start it
+    task_runtimes_s: tuple[float, ...] = ()  # each task's share of predicted_runtime_s, in `tasks` order (or unknown)
+
+    def tail(self, key: str, count: int) -> WorkItem:
+        """The item that runs this item's last `count` tasks alone (a tail moved to another device)."""
+        if not 0 < count < len(self.tasks) or len(self.task_runtimes_s) != len(self.tasks):
+            raise ValueError(f"cannot take {count} of {len(self.tasks)} tasks with per-task predictions")
+        runtimes = self.task_runtimes_s[-count:]
+        return self.model_copy(update={"key": key, "tasks": self.tasks[-count:], "task_runtimes_s": runtimes,
+                                       "predicted_runtime_s": sum(runtimes)})
+
+    def head(self, count: int) -> WorkItem:
+        """This item without its last `count` tasks (same key): what is left after a tail moved."""
+        if not 0 < count < len(self.tasks) or len(self.task_runtimes_s) != len(self.tasks):
+            raise ValueError(f"cannot keep all but {count} of {len(self.tasks)} tasks with per-task predictions")
+        runtimes = self.task_runtimes_s[:-count]
+        return self.model_copy(update={"tasks": self.tasks[:-count], "task_runtimes_s": runtimes,
+                                       "predicted_runtime_s": sum(runtimes)})
 
 
 class SlotState(BaseModel):

@@ -4,8 +4,9 @@
 device can take more work, the policy is asked what to start there, with a `SlotState` whose free memory is the
 device's total minus the predicted peaks of what runs on it. A job lasts its predicted load (none when the device
 ran the same model just before) plus its predicted runtime; jobs sharing a device all progress at
-`1 / placement.colocation_slowdown(k)` of their speed alone while k of them run. Pure: no clock, no I/O, the same
-input gives the same schedule.
+`1 / placement.colocation_slowdown(k)` of their speed alone while k of them run. A job split over k devices
+starts only while k devices of one size are idle (`placement.offerable`), and holds them all. Pure: no clock, no
+I/O, the same input gives the same schedule.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from spectrabench.planning.placement import colocation_slowdown, per_device_mem_gb
+from spectrabench.planning.placement import colocation_slowdown, offerable, per_device_mem_gb
 from spectrabench.planning.schedule import Policy, SlotState, WorkItem
 
 _DONE_EPS = 1e-9
@@ -73,12 +74,19 @@ def predicted_schedule(items: Sequence[WorkItem], devices: Sequence[Pool], polic
     queue = {item.key: item for item in items}
     view: list[WorkItem] | None = None
     placements: list[Placement] = []
-    started: dict[str, int] = {}  # key -> index in placements
+    started: dict[str, list[int]] = {}  # key -> indexes in placements (one per device it holds)
+    sharded = sum(item.gpus > 1 for item in items)  # while any is queued, the policy sees only what can start
     now = 0.0
     while True:
         for device in pool:
+            if any(i.gpus > 1 for i in device.items.values()):
+                continue  # a job split over several devices owns them
             while queue:
-                if view is None:
+                partners = [] if device.running else [d for d in pool if d is not device and not d.running
+                                                      and d.spec.total_mem_gb == device.spec.total_mem_gb]
+                if sharded:
+                    view = offerable(list(queue.values()), len(partners))
+                elif view is None:
                     view = list(queue.values())
                 used = sum(per_device_mem_gb(i) for i in device.items.values())
                 slot = SlotState(device_id=device.spec.device_id, total_mem_gb=device.spec.total_mem_gb,
@@ -91,25 +99,32 @@ def predicted_schedule(items: Sequence[WorkItem], devices: Sequence[Pool], polic
                     raise ValueError(f"policy {policy.name!r} picked '{chosen.key}', which is not queued")
                 view = None
                 load = 0.0 if device.last_model == chosen.model else chosen.predicted_load_s
-                device.running[chosen.key] = [load + chosen.predicted_runtime_s]
-                device.items[chosen.key] = chosen
-                device.last_model = chosen.model
-                started[chosen.key] = len(placements)
-                placements.append(Placement(chosen.key, chosen.model, device.spec.device_id, now, now,
-                                            len(device.running)))
+                for held in [device, *partners[:chosen.gpus - 1]]:
+                    held.running[chosen.key] = [load + chosen.predicted_runtime_s]
+                    held.items[chosen.key] = chosen
+                    held.last_model = chosen.model
+                    started.setdefault(chosen.key, []).append(len(placements))
+                    placements.append(Placement(chosen.key, chosen.model, held.spec.device_id, now, now,
+                                                len(held.running)))
+                if chosen.gpus > 1:
+                    sharded -= 1
+                    break
         busy = [d for d in pool if d.running]
         if not busy:
             break
         # Next end: the job with the least solo work left on its device, at that device's shared speed.
         step = min(min(left[0] for left in d.running.values()) * colocation_slowdown(len(d.running)) for d in busy)
         now += step
+        ended: dict[str, WorkItem] = {}
         for device in busy:
             rate = 1.0 / colocation_slowdown(len(device.running))
             for key, left in list(device.running.items()):
                 left[0] -= step * rate
                 if left[0] <= _DONE_EPS * max(1.0, now):
                     del device.running[key]
-                    item = device.items.pop(key)
-                    placements[started[key]] = placements[started[key]]._replace(end_s=now)
-                    policy.observe(item, item.predicted_runtime_s)
+                    ended[key] = device.items.pop(key)
+                    for index in started[key]:
+                        placements[index] = placements[index]._replace(end_s=now)
+        for item in ended.values():  # a sharded job ends on all its devices, and is observed once
+            policy.observe(item, item.predicted_runtime_s)
     return PredictedSchedule(placements, max((p.end_s for p in placements), default=0.0), tuple(queue))

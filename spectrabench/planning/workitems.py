@@ -12,22 +12,28 @@ from collections.abc import Mapping, Sequence
 from spectrabench.planning.forecast import JobForecast
 from spectrabench.planning.grouping import group_jobs
 from spectrabench.planning.jobs import Job, job_of
+from spectrabench.planning.placement import sharded_peak_gb
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.prediction.features import weights_gb
 
 
-def work_item(job: Job, forecast: JobForecast | None, gpus: int = 1) -> WorkItem:
+def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None) -> WorkItem:
     """The scheduler's view of `job`: its tasks and predicted load, evaluation time and peak memory.
 
     A job without a forecast (none could be made) counts as short and small: it is started when nothing
-    better is known, and never blocks a device on a guess.
+    better is known, and never blocks a device on a guess. A sharded job's memory is its per-device part times
+    its devices (`placement.per_device_mem_gb` divides it back).
     """
+    gpus = gpus or job.gpus
     if forecast is None:
         return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names),
                         params_b=job.model.params_b, gpus=gpus, predicted_runtime_s=0.0, predicted_load_s=0.0,
                         predicted_mem_gb=0.0)
     return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=job.model.params_b,
                     gpus=gpus, predicted_runtime_s=max(0.0, forecast.runtime_s - forecast.load_s),
-                    predicted_load_s=forecast.load_s, predicted_mem_gb=forecast.peak_mem_gb)
+                    predicted_load_s=forecast.load_s,
+                    predicted_mem_gb=sharded_peak_gb(forecast.peak_mem_gb, weights_gb(job.model), gpus) * gpus,
+                    task_runtimes_s=tuple(t.runtime_s for t in forecast.tasks))
 
 
 def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int) -> list[Job]:
@@ -39,18 +45,20 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
         n_devices: Devices (or GPU groups) jobs run on at once.
 
     Returns:
-        Jobs in profile order of their first task; a job's batch size is the smallest of its members' (one worker
-        runs one batch size, and each member's was chosen to fit).
+        Jobs in profile order of their first task; each task keeps the batch chosen for it alone
+        (`TaskRef.batch_size`, the worker sets it per task) and the job's batch is the largest of them.
     """
     by_model: dict[str, list[WorkItem]] = {}
     for job in pairs:
-        by_model.setdefault(job.model.name, []).append(work_item(job, forecasts.get(job.job_key)))
+        # A task that must be sharded runs apart: grouping it would shard the model's every task.
+        by_model.setdefault(f"{job.model.name}@{job.gpus}", []).append(work_item(job, forecasts.get(job.job_key)))
     by_task = {(job.model.name, job.task_names[0]): job for job in pairs}
     pieces = group_jobs(by_model, max(1, n_devices))
     grouped: list[Job] = []
     for piece in pieces:
         members = [by_task[piece.model, task] for task in piece.tasks]
-        grouped.append(job_of(members[0].model, [m.tasks[0] for m in members], members[0].limit,
-                              min(m.batch_size for m in members)))
+        refs = [m.tasks[0].model_copy(update={"batch_size": m.batch_size}) for m in members]
+        grouped.append(job_of(members[0].model, refs, members[0].limit, max(m.batch_size for m in members))
+                       .model_copy(update={"gpus": piece.gpus}))
     order = {job.job_key: index for index, job in enumerate(pairs)}
     return sorted(grouped, key=lambda job: order[by_task[job.model.name, job.task_names[0]].job_key])

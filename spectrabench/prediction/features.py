@@ -152,6 +152,11 @@ def model_family(model: ModelSpec) -> str:
     return "other"
 
 
+def weights_gb(model: ModelSpec) -> float:
+    """The model's weights in GiB, as loaded in its dtype."""
+    return model.params_b * 1e9 * dtype_bytes(model) / 1024**3
+
+
 def dtype_bytes(model: ModelSpec) -> int:
     """Bytes per weight. "auto" keeps the checkpoint's dtype: float32 for builtins, bf16 for released models."""
     if model.dtype == "auto":

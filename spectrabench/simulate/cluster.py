@@ -5,33 +5,38 @@ Whenever a device can take more work, the policy is asked what to start on it, s
 attempt then costs what the truth says: it loads (warm when the device ran the same model just before), and
 runs; several attempts on one device share it, each slowed by the truth's co-location factor, re-rated
 whenever one starts or ends. If the attempt's *true* peak exceeds the device's true free memory it dies of
-OOM after its load and a tenth of its runtime, and is retried at half the batch at the front of the queue, as
-the real driver does (at batch 1 with neighbours, it is retried alone; alone at batch 1 it fails). A finished
-item's actual runtime goes back to the policy through `observe`.
+OOM after its load and a tenth of its runtime, and is retried at the front of the queue with the batch of the task
+it died in halved (a cap on every task's batch), as the real driver does (at batch 1 with neighbours, it is
+retried alone; alone at batch 1 it fails). A finished item's actual runtime goes back to the policy through
+`observe`.
 
-The lower bound is one no schedule can beat under this truth, whatever the policy: the total device time
-every item needs at the most efficient sharing allowed, over the devices; the longest item alone; and, with
-more items than devices, the two smallest of the G + 1 largest items, since two of them share a device.
+With `max_tail_moves`, a device left idle with nothing to start asks `planning.tails.tail_move` whether a running
+job's unstarted last tasks should move to it, as the real driver does: the policy sees each running job's progress
+(tasks finished, time in the task at hand) and its corrected predictions; the job then keeps only its head, and the
+tail starts on the idle device as a new item with a cold load.
+
+Each result carries the lower bound of its completed items (`simulate.bound`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.placement import offerable
 from spectrabench.planning.schedule import Policy, SlotState, WorkItem
-from spectrabench.simulate.specs import hardware_for
+from spectrabench.planning.tails import RunningJob, tail_move
+from spectrabench.simulate.bound import lower_bound
 from spectrabench.simulate.truth import (
     DEFAULT_TRUTH,
     SimJob,
     TruthConfig,
     colocation_slowdown,
-    load_seconds,
     true_cost,
 )
+from spectrabench.simulate.workload import item_key
 
 TruthFor = Mapping[str, SimJob] | Callable[[WorkItem], SimJob]
 
@@ -49,6 +54,7 @@ class Segment(NamedTuple):
     batch_size: int
     outcome: str
     warm: bool
+    tasks: tuple[str, ...] = ()  # the tasks it ran (fewer than its key names once a tail moved off)
 
 
 class SimResult(NamedTuple):
@@ -66,6 +72,7 @@ class SimResult(NamedTuple):
         completed: Items that finished.
         failed: Keys of items that gave up (OOM alone at batch 1, or too many attempts).
         unplaced: Keys of items the policy never started (it declined every idle device).
+        tail_moves: Tails of running items moved to idle devices (each a cold load, counted in `model_loads`).
     """
 
     policy: str
@@ -79,6 +86,7 @@ class SimResult(NamedTuple):
     completed: int
     failed: tuple[str, ...]
     unplaced: tuple[str, ...]
+    tail_moves: int = 0
 
     @property
     def ratio(self) -> float:
@@ -98,7 +106,22 @@ class _Attempt:
     oom: bool
     warm: bool
     crowded: bool  # other attempts ran on the device when it started
+    failing_batch: int  # when `oom`: the batch of the task it dies in
+    load_s: float  # its load, alone
+    task_s: list[float]  # each task's seconds alone, in order
+    devices: list[_Device] = field(default_factory=list)  # all it holds (several for a sharded item)
     rate: float = 1.0
+
+    def progress(self) -> tuple[int, float]:
+        """Tasks finished so far, and seconds of work since the last one finished (or since the start)."""
+        done = sum(self.task_s) + self.load_s - self.remaining if not self.oom else 0.0
+        finished, edge = 0, 0.0
+        for index, seconds in enumerate(self.task_s):
+            end = edge + seconds + (self.load_s if index == 0 else 0.0)
+            if end > done + _DONE_EPS:
+                break
+            finished, edge = index + 1, end
+        return finished, max(0.0, done - edge)
 
 
 @dataclass
@@ -116,8 +139,12 @@ class _Run:
 
     def __init__(self, items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec],
                  policy: Policy, seed: int, truth: TruthConfig, max_per_device: int, oom_waste: float,
-                 max_attempts: int) -> None:
-        self.truth_of = (lambda item: truth_for[item.key]) if isinstance(truth_for, Mapping) else truth_for
+                 max_attempts: int, max_tail_moves: int) -> None:
+        given = (lambda item: truth_for[item.key]) if isinstance(truth_for, Mapping) else truth_for
+        self.tails: dict[str, SimJob] = {}  # the truth of tails moved off running items, by their new key
+        self.truth_of: Callable[[WorkItem], SimJob] = lambda item: self.tails.get(item.key) or given(item)
+        self.moves_left = max_tail_moves
+        self.moves = 0
         self.devices = [_Device(d) for d in devices]
         self.policy, self.seed, self.truth = policy, seed, truth
         self.max_per_device, self.oom_waste, self.max_attempts = max_per_device, oom_waste, max_attempts
@@ -129,11 +156,21 @@ class _Run:
         self.oom_count = self.cold = self.warm = 0
         self.completed: list[str] = []
         self.failed: list[str] = []
+        self.sharded = sum(item.gpus > 1 for item in items)  # sharded items queued: the view must be filtered
 
     def dispatch(self) -> None:
         for device in self.devices:
+            if any(a.item.gpus > 1 for a in device.running):
+                continue  # a sharded item owns its devices
+            if not self.queue and self.moves_left and not device.running:
+                self.move_tail(device)
             while self.queue and len(device.running) < self.max_per_device:
-                if self.view is None:
+                partners = self.idle_like(device)
+                if self.sharded:
+                    # A sharded item is offered only when enough devices of this kind are idle to start it now:
+                    # holding idle devices until others free up could waste a whole long job's time.
+                    self.view = tuple(offerable(self.queue, len(partners)))
+                elif self.view is None:
                     self.view = tuple(self.queue)
                 predicted = sum(a.item.predicted_mem_gb for a in device.running)
                 slot = SlotState(device_id=device.spec.id, total_mem_gb=device.spec.total_mem_gb,
@@ -141,34 +178,96 @@ class _Run:
                                  running=tuple(a.item.key for a in device.running), last_model=device.last_model)
                 pick = self.policy.pick(self.view, slot, self.now)
                 if pick is None:
+                    if self.moves_left and not device.running:
+                        self.move_tail(device)
                     break
                 queued = next((i for i, item in enumerate(self.queue) if item.key == pick.key), None)
                 if queued is None:
                     raise ValueError(f"policy {self.policy.name!r} picked '{pick.key}', which is not queued")
-                self.start(self.queue.pop(queued), device)
+                item = self.queue.pop(queued)
                 self.view = None
+                self.start(item, [device, *partners[:item.gpus - 1]])
+                if item.gpus > 1:
+                    self.sharded -= 1
+                    break
 
-    def start(self, item: WorkItem, device: _Device) -> None:
-        job = self.truth_of(item)._replace(batch_size=self.batch[item.key])
+    def idle_like(self, device: _Device) -> list[_Device]:
+        """The other idle devices of `device`'s kind (partners for a sharded item), none when `device` is busy."""
+        if device.running:
+            return []
+        return [d for d in self.devices if d is not device and not d.running and d.spec.name == device.spec.name]
+
+    def start(self, item: WorkItem, devices: list[_Device]) -> None:
+        device = devices[0]
+        job = self.truth_of(item)._replace(batch_size=self.batch[item.key], gpus=len(devices))
         self.attempts[item.key] += 1
         warm = device.last_model == item.model
         # Luck per (model, task) and seed: every attempt, grouping and policy meets the same world.
         cost = true_cost(job, device.spec, 1, None, config=self.truth, warm=warm, luck=str(self.seed))
-        free = device.spec.total_mem_gb - sum(a.held_gb for a in device.running)
+        free = min(d.spec.total_mem_gb - sum(a.held_gb for a in d.running) for d in devices)
         oom = cost.peak_mem_gb > free
+        failing = self.failing_batch(job, device.spec, free) if oom else 0
         runtime = cost.runtime_s * (self.oom_waste if oom else 1.0)
         work = cost.load_s + runtime
+        # Each task's own seconds, for the progress a tail move sees (the same luck per task, so they add up).
+        task_s = [true_cost(job._replace(tasks=(task,), task_batches=(job.batch_of(i),)), device.spec, 1, None,
+                            config=self.truth, warm=warm, luck=str(self.seed)).runtime_s
+                  for i, task in enumerate(job.tasks)] if self.moves_left else [cost.runtime_s]
         if warm:
             self.warm += 1
         else:
             self.cold += 1
-        if not device.running:
-            device.busy_since = self.now
-        device.running.append(_Attempt(item, job, self.attempts[item.key], self.now, work,
-                                       runtime / work if work > 0 else 0.0,
-                                       max(0.0, min(cost.peak_mem_gb, free)), oom, warm, bool(device.running)))
-        device.last_model = item.model
-        self.rerate(device)
+        attempt = _Attempt(item, job, self.attempts[item.key], self.now, work, runtime / work if work > 0 else 0.0,
+                           max(0.0, min(cost.peak_mem_gb, free)), oom, warm, bool(device.running), failing,
+                           cost.load_s, task_s, devices)
+        for held in devices:
+            if not held.running:
+                held.busy_since = self.now
+            held.running.append(attempt)
+            held.last_model = item.model
+            self.rerate(held)
+
+    def move_tail(self, device: _Device) -> None:
+        """Ask `tail_move` for a running job's tail and start it on the idle `device` (see the module docstring)."""
+        running = [(a, RunningJob(a.item, *a.progress())) for a in self.running_attempts()]
+        scale = getattr(self.policy, "scale_for", lambda _model: 1.0)
+        move = tail_move([view for _, view in running], device.spec.total_mem_gb, scale)
+        if move is None:
+            return
+        attempt = next(a for a, view in running if view.item.key == move.key)
+        n, count = len(attempt.item.tasks), move.n_tasks
+        tail_item = attempt.item.tail(item_key(attempt.item.model, attempt.item.tasks[n - count:]), count)
+        job = attempt.job
+        batches = tuple(job.batch_of(i) for i in range(n))
+        self.tails[tail_item.key] = job._replace(key=tail_item.key, tasks=job.tasks[n - count:],
+                                                 task_batches=batches[n - count:])
+        attempt.item = attempt.item.head(count)
+        attempt.job = job._replace(tasks=job.tasks[:n - count], task_batches=batches[:n - count])
+        moved = attempt.task_s[n - count:]
+        attempt.task_s = attempt.task_s[:n - count]
+        if not attempt.oom:  # a doomed attempt dies when it would have anyway; its retry keeps only the head
+            attempt.remaining -= sum(moved)
+            kept = sum(attempt.task_s)
+            attempt.runtime_share = kept / (kept + attempt.load_s) if kept + attempt.load_s > 0 else 0.0
+        self.batch[tail_item.key] = self.batch[attempt.item.key]
+        self.attempts[tail_item.key] = 0
+        self.moves += 1
+        self.moves_left -= 1
+        self.start(tail_item, [device])
+
+    def running_attempts(self) -> list[_Attempt]:
+        """Every running attempt once (a sharded one is on several devices)."""
+        return list({id(a): a for d in self.devices for a in d.running}.values())
+
+    def failing_batch(self, job: SimJob, device: DeviceSpec, free_gb: float) -> int:
+        """The batch of the first task of `job` whose own peak exceeds `free_gb`: the task a real attempt dies in,
+        whose batch the retry halves (the rest are capped by it)."""
+        for index, task in enumerate(job.tasks):
+            alone = job._replace(tasks=(task,), task_batches=(job.batch_of(index),))
+            cost = true_cost(alone, device, 1, None, config=self.truth, luck=str(self.seed))
+            if cost.peak_mem_gb > free_gb:
+                return job.batch_of(index)
+        return max(job.batch_of(i) for i in range(len(job.tasks)))
 
     def rerate(self, device: _Device) -> None:
         k = len(device.running)
@@ -177,32 +276,35 @@ class _Run:
 
     def advance(self) -> None:
         """Move time to the next end of an attempt and settle every attempt that ends then."""
-        running = [(a, d) for d in self.devices for a in d.running]
-        first, _ = min(running, key=lambda pair: pair[0].remaining / pair[0].rate)
+        running = self.running_attempts()
+        first = min(running, key=lambda a: a.remaining / a.rate)
         step = first.remaining / first.rate
         self.now += step
-        ended: list[tuple[_Attempt, _Device]] = []
-        for attempt, device in running:
+        ended: list[_Attempt] = []
+        for attempt in running:
             attempt.remaining -= step * attempt.rate
             if attempt is first or attempt.remaining <= _DONE_EPS:
-                ended.append((attempt, device))
-        for attempt, device in ended:
-            self.finish(attempt, device)
+                ended.append(attempt)
+        for attempt in ended:
+            self.finish(attempt)
 
-    def finish(self, attempt: _Attempt, device: _Device) -> None:
+    def finish(self, attempt: _Attempt) -> None:
         item = attempt.item
-        device.running.remove(attempt)
-        self.rerate(device)
-        if not device.running:
-            device.busy_s += self.now - device.busy_since
-        device.timeline.append(Segment(item.key, item.model, attempt.start, self.now, attempt.number,
-                                       attempt.job.batch_size, "oom" if attempt.oom else "ok", attempt.warm))
+        for device in attempt.devices:
+            device.running.remove(attempt)
+            self.rerate(device)
+            if not device.running:
+                device.busy_s += self.now - device.busy_since
+            device.timeline.append(Segment(item.key, item.model, attempt.start, self.now, attempt.number,
+                                           attempt.job.batch_size, "oom" if attempt.oom else "ok", attempt.warm,
+                                           item.tasks))
+        device = attempt.devices[0]
         if not attempt.oom:
             self.completed.append(item.key)
             self.policy.observe(item, (self.now - attempt.start) * attempt.runtime_share)
             return
         self.oom_count += 1
-        batch = self.batch[item.key]
+        batch = attempt.failing_batch
         if self.attempts[item.key] >= self.max_attempts or (batch == 1 and not attempt.crowded):
             self.failed.append(item.key)
             return
@@ -213,16 +315,19 @@ class _Run:
             retry = item.model_copy(update={"predicted_mem_gb": max(item.predicted_mem_gb,
                                                                     device.spec.total_mem_gb)})
         self.queue.insert(0, retry)
+        self.sharded += retry.gpus > 1
         self.view = None
 
 
 def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec], policy: Policy,
              seed: int = 0, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4, oom_waste: float = 0.1,
-             max_attempts: int = 12) -> SimResult:
+             max_attempts: int = 12, max_tail_moves: int = 0) -> SimResult:
     """Replay `policy` on `devices` until every item has finished, failed, or been left unplaced.
 
     Args:
-        items: The queue, in the order the policy first sees it; keys must be unique, one GPU per item.
+        items: The queue, in the order the policy first sees it; keys must be unique. An item with `gpus` k > 1
+            is offered to the policy only while k devices of one kind are idle, and starts on all k at once; its
+            weights are split over them (as the real driver does).
         truth_for: The truth behind each item: a mapping by item key (`SimWorkload.jobs`) or a function.
         devices: The pool (e.g. from `specs.parse_pool`).
         policy: Decides what starts where; sees predictions only.
@@ -231,6 +336,8 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
         max_per_device: Attempts that may share one device at once.
         oom_waste: Share of its runtime an attempt spends before dying of OOM (after its full load).
         max_attempts: Attempts per item before it is given up.
+        max_tail_moves: How many times an idle device may take the unstarted tail of a running item
+            (`planning.tails`), as the real optimized run does within its load budget; 0 never.
 
     Returns:
         Makespan, lower bound, OOMs, loads, utilisation and each device's timeline.
@@ -238,13 +345,12 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
     keys = [item.key for item in items]
     if len(set(keys)) != len(keys):
         raise ValueError("item keys must be unique")
-    if any(item.gpus != 1 for item in items):
-        raise ValueError("the simulator places one GPU per item; multi-GPU items are not supported")
     if not devices:
         raise ValueError("the pool has no devices")
     if max_per_device < 1:
         raise ValueError(f"max_per_device must be >= 1, got {max_per_device}")
-    run = _Run(items, truth_for, devices, policy, seed, truth, max_per_device, oom_waste, max_attempts)
+    run = _Run(items, truth_for, devices, policy, seed, truth, max_per_device, oom_waste, max_attempts,
+               max_tail_moves)
     while True:
         run.dispatch()
         if not any(d.running for d in run.devices):
@@ -259,118 +365,6 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
         model_loads=run.cold, warm_loads=run.warm,
         utilisation=busy / (len(run.devices) * run.now) if run.now > 0 else 0.0,
         per_device_timeline={d.spec.id: sorted(d.timeline, key=lambda s: s.start_s) for d in run.devices},
-        completed=len(run.completed), failed=tuple(run.failed), unplaced=tuple(i.key for i in run.queue))
-
-
-def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob], devices: Sequence[DeviceSpec],
-                seed: int, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4) -> float:
-    """The makespan bound LB = max(total work / devices, longest item, G-th + (G+1)-th longest item).
-
-    An item's work is what it really costs alone under the truth (same seed, so the same luck `simulate` draws),
-    on its best device, with a warm load, at the best of its batch size and the halvings of it (retries halve,
-    and a group runs its smallest); each model adds the gap between one cold and one warm load. With G devices,
-    the G+1 longest items cannot all run side by side, so two of them share a device.
-
-    Co-location is credited where memory allows it: k items sharing a device progress at k / slowdown(k) times
-    the speed of one, so in the total an item counts `slowdown(k) / k` of its work, for the largest k
-    (<= `max_per_device`) such that it and k - 1 of the smallest items (at batch 1) fit the device together. A
-    big model that fills a GPU counts in full: the bound stays tight where sharing is impossible, valid where not.
-
-    Args:
-        items: The items that must run.
-        truth_of: The truth behind an item.
-        devices: The pool.
-        seed: The seed `simulate` used.
-        truth: The noise `simulate` used.
-        max_per_device: The sharing cap `simulate` used.
-    """
-    if not items:
-        return 0.0
-    kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
-    luck = str(seed)
-    # Per item and device kind: (work, peak, cold-load gap, job) at its batch and at every halving of it that
-    # fits the device alone; a schedule may run any of them (OOM retries halve, groups take their smallest).
-    variants: list[list[list[tuple[float, float, float, SimJob]]]] = []
-    for item in items:
-        per_kind = []
-        for device in kinds:
-            job, options = truth_of(item), []
-            while True:
-                cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
-                if cost.peak_mem_gb <= device.total_mem_gb or job.batch_size == 1:
-                    # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
-                    noise = cost.load_s / load_seconds(job, device, warm=True)
-                    gap = (load_seconds(job, device, warm=False) - load_seconds(job, device, warm=True)) * noise
-                    options.append((cost.load_s + cost.runtime_s, cost.peak_mem_gb, gap, job))
-                if job.batch_size == 1:
-                    break
-                job = job._replace(batch_size=job.batch_size // 2)
-            per_kind.append(options)
-        variants.append(per_kind)
-    smallest = [min(min(o[1] for o in v[k]) for v in variants) for k in range(len(kinds))]
-    occupied: list[float] = []
-    alone: list[float] = []
-    cold_extra: dict[str, float] = {}
-    for item, per_kind in zip(items, variants, strict=True):
-        best_occupied = best_alone = extra = float("inf")
-        for k, (device, options) in enumerate(zip(kinds, per_kind, strict=True)):
-            for work, peak, cold_gap, job in options:
-                room = device.total_mem_gb - peak
-                sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
-                share = min(1.0, colocation_slowdown(job, device, sharing) / sharing)
-                best_alone = min(best_alone, work)
-                best_occupied = min(best_occupied, work * share)
-                extra = min(extra, cold_gap * share)
-        occupied.append(best_occupied)
-        alone.append(best_alone)
-        cold_extra[item.model] = min(cold_extra.get(item.model, float("inf")), extra)
-    g = len(devices)
-    ranked = sorted(alone, reverse=True)
-    total = (sum(occupied) + sum(cold_extra.values())) / g
-    pair = 0.0
-    if len(occupied) > g:
-        # Two of the G+1 longest share a device: side by side, or one after the other.
-        by_occupancy = sorted(occupied, reverse=True)
-        pair = by_occupancy[g - 1] + by_occupancy[g]
-    return max(total, ranked[0], pair)
-
-
-class FifoPolicy:
-    """The first queued item whose predicted peak fits the slot's free memory; an idle device takes the head.
-
-    Args:
-        colocate: Start items next to running ones when they fit; False runs one item per device at a time.
-    """
-
-    def __init__(self, colocate: bool = True) -> None:
-        self.colocate = colocate
-        self.name = "fifo" if colocate else "fifo-exclusive"
-
-    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
-        """See `Policy.pick`."""
-        if slot.running and not self.colocate:
-            return None
-        fits = next((item for item in queue if item.predicted_mem_gb <= slot.free_mem_gb), None)
-        if fits is None and not slot.running and queue:
-            return queue[0]  # too big for any prediction: let it try alone rather than never run
-        return fits
-
-    def observe(self, item: WorkItem, actual_runtime_s: float) -> None:
-        """FIFO learns nothing."""
-
-
-class LongestFirstPolicy(FifoPolicy):
-    """Like `FifoPolicy`, but the fitting item with the longest predicted load + runtime goes first (LPT)."""
-
-    def __init__(self, colocate: bool = True) -> None:
-        super().__init__(colocate)
-        self.name = "lpt" if colocate else "lpt-exclusive"
-
-    def pick(self, queue: Sequence[WorkItem], slot: SlotState, now: float) -> WorkItem | None:
-        """See `Policy.pick`."""
-        if slot.running and not self.colocate:
-            return None
-        fitting = [item for item in queue if item.predicted_mem_gb <= slot.free_mem_gb]
-        if fitting:
-            return max(fitting, key=lambda item: item.predicted_load_s + item.predicted_runtime_s)
-        return queue[0] if queue and not slot.running else None
+        completed=len(run.completed), failed=tuple(run.failed),
+        unplaced=tuple(i.key for i in run.queue),
+        tail_moves=run.moves)

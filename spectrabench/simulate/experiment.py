@@ -13,10 +13,11 @@ from pydantic import BaseModel
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.baselines import make_policy
-from spectrabench.planning.grouping import group_jobs
+from spectrabench.planning.grouping import group_jobs, load_budget
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.profiles import Profile
-from spectrabench.simulate.cluster import SimResult, lower_bound, simulate
+from spectrabench.simulate.bound import lower_bound
+from spectrabench.simulate.cluster import SimResult, simulate
 from spectrabench.simulate.truth import SimJob, TruthConfig
 from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model, group_items, item_key
 
@@ -53,7 +54,8 @@ def _truth_lookup(workload: SimWorkload) -> Callable[[WorkItem], SimJob]:
 def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
     by_model: dict[str, list[WorkItem]] = {}
     for item in workload.items:
-        by_model.setdefault(item.model, []).append(item)
+        # A task that must be sharded runs apart: grouping it would shard the model's every task.
+        by_model.setdefault(f"{item.model}@{item.gpus}", []).append(item)
     pieces = group_jobs(by_model, n_devices)
     return group_items(workload, [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
 
@@ -67,7 +69,11 @@ def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], se
     else:
         work = group_by_model(workload)  # per-model and round-robin run one worker per model, as tools do
     policy = make_policy(strategy, n_devices=len(devices))
-    return simulate(work.items, work.jobs, devices, policy, seed, truth=truth)
+    # Ours moves the unstarted tail of a long-running job to an idle device, as the real optimized run does, with
+    # the loads its grouping left unspent.
+    moves = load_budget(len({i.model for i in workload.items}), len(devices)) - len(work.items)
+    return simulate(work.items, work.jobs, devices, policy, seed, truth=truth,
+                    max_tail_moves=max(0, moves) if strategy == "ours" else 0)
 
 
 def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds: int = 20, noise: float = 0.2,

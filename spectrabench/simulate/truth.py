@@ -37,6 +37,8 @@ _LOGIT_EXTRA_BYTES = 2  # per logit on top of logits and log-softmax in the mode
 _ACTIVATION_BYTES_PER_HIDDEN = 30  # residual, attention and MLP (about 3.5x hidden) buffers alive at once
 _ALLOCATOR_SLACK = 1.08  # PyTorch's caching allocator holds freed blocks that NVML still counts
 _KV_HEAD_RATIO = 0.25  # grouped-query attention: 8 KV heads for 32 query heads in most recent models
+# A model split layer by layer over k GPUs runs them one after another (no speed-up) and pays a hop per boundary.
+_PIPELINE_HOP = 0.04
 _MEM_NOISE = 0.03  # run-to-run spread of the transient part (tokenisation, padding)
 _LONGEST_OVER_MEAN = {"loglikelihood": 2.4, "generate_until": 1.8, "loglikelihood_rolling": 1.0}
 _CONTINUATION_TOKENS = 6
@@ -105,7 +107,11 @@ class SimTask(NamedTuple):
 
 
 class SimJob(NamedTuple):
-    """One worker's work as the truth sees it: one model, its tasks in order, one batch size."""
+    """One worker's work as the truth sees it: one model, its tasks in order, and their batch sizes.
+
+    `batch_size` caps every task's batch; `task_batches`, when given, is each task's own batch (a grouped job runs
+    each task at the batch chosen for it alone, as the real worker does), else every task runs at the cap.
+    """
 
     key: str
     model: str
@@ -114,10 +120,17 @@ class SimJob(NamedTuple):
     vocab: int
     tasks: tuple[SimTask, ...]
     batch_size: int
+    task_batches: tuple[int, ...] = ()
+    gpus: int = 1  # devices its weights are split over (layer by layer, as lm-eval's `parallelize=True` does)
+
+    def batch_of(self, index: int) -> int:
+        """The batch task `index` runs at: its own, capped by `batch_size`."""
+        own = self.task_batches[index] if self.task_batches else self.batch_size
+        return max(1, min(own, self.batch_size))
 
 
 class TrueCost(NamedTuple):
-    """What an attempt really costs: load and task seconds (co-location included), peak memory in GiB."""
+    """What an attempt really costs: load and task seconds (co-location included), peak memory per device in GiB."""
 
     load_s: float
     runtime_s: float
@@ -275,8 +288,9 @@ def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Rand
     load = load_seconds(job, device, warm=warm) * (_lognormal(stream("load"), config.noise) if stream else 1.0)
     runtime = 0.0
     transient = 0.0
-    for task in job.tasks:
-        seconds = _task_seconds(task, job, hw, job.batch_size)
+    for index, task in enumerate(job.tasks):
+        batch = job.batch_of(index)
+        seconds = _task_seconds(task, job, hw, batch)
         mem_factor = 1.0
         if stream is not None:
             draws = stream(task.name)
@@ -286,11 +300,14 @@ def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Rand
                 seconds *= config.outlier_factor
             mem_factor = math.exp(draws.gauss(0.0, _MEM_NOISE))
         runtime += seconds
-        transient = max(transient, _task_transient_bytes(task, job, job.batch_size) * mem_factor)
+        transient = max(transient, _task_transient_bytes(task, job, batch) * mem_factor)
     weights = job.params_b * 1e9 * job.dtype_bytes
-    peak = _CONTEXT_GIB[hw.kind] + (weights + transient * _ALLOCATOR_SLACK) / _GIB
+    gpus = max(1, job.gpus)
+    # Split over k GPUs, each holds a k-th of the weights; the last also holds the logits, so the transient part
+    # is not divided. The peak is per device.
+    peak = _CONTEXT_GIB[hw.kind] + (weights / gpus + transient * _ALLOCATOR_SLACK) / _GIB
     slowdown = colocation_slowdown(job, device, co_located)
-    return TrueCost(load * slowdown, runtime * slowdown, peak)
+    return TrueCost(load * slowdown, runtime * slowdown * (1 + _PIPELINE_HOP * (gpus - 1)), peak)
 
 
 def expected_cost(job: SimJob, device: DeviceSpec) -> TrueCost:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Sequence
+from statistics import NormalDist
 from typing import NamedTuple
 
 from spectrabench.catalog import task_facts
@@ -80,7 +81,8 @@ def item_key(model: str, tasks: Sequence[str]) -> str:
 
 def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, runtime_noise: float = 0.3,
                    memory_noise: float = 0.1, memory_scale: float = 1.0, batch_size: int | None = None,
-                   limit: int | None = None, fit_margin: float | None = None) -> SimWorkload:
+                   limit: int | None = None, fit_margin: float | None = None,
+                   memory_quantile: float | None = 0.95) -> SimWorkload:
     """One item per (model, task) of `profile`, with predictions for `reference` and the truth behind them.
 
     Args:
@@ -92,6 +94,7 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
         memory_scale: Multiplies every predicted peak: below 1 the predictor underestimates memory (OOMs follow).
         batch_size: Batch size of every job; the profile's by default.
         limit: Documents per task; the profile's by default (None = all).
+        memory_quantile: The predicted peaks are this quantile of the memory prediction (None: its median).
         fit_margin: When given, size batches as the planner does: halve each job's batch until its *predicted*
             peak leaves this share of the reference device's memory free (or the batch is 1).
 
@@ -105,6 +108,8 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
     runtime_errors = _Errors(seed, "runtime", runtime_noise)
     load_errors = _Errors(seed, "load", runtime_noise)
     memory_errors = _Errors(seed, "memory", memory_noise)
+    # The predictor's memory figure is a quantile (`prediction.learned`): its error's upper tail is priced in.
+    quantile = math.exp(NormalDist().inv_cdf(memory_quantile) * memory_noise) if memory_quantile else 1.0
     tasks = [(task, sim_task(task, docs)) for task in profile.tasks]
     items: list[WorkItem] = []
     jobs: dict[str, SimJob] = {}
@@ -114,19 +119,37 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
             key = item_key(model.name, [task.name])
             mem_error = memory_errors.factor(model.name, task.name) * memory_scale
             job = sim_job_for(model, (truth_task,), batch, key)
+            if fit_margin is not None:
+                job = _fitted(job, reference, mem_error * quantile, (1 - fit_margin) * reference.total_mem_gb)
             expected = expected_cost(job, reference)
-            while (fit_margin is not None and job.batch_size > 1
-                   and expected.peak_mem_gb * mem_error > (1 - fit_margin) * reference.total_mem_gb):
-                job = job._replace(batch_size=job.batch_size // 2)
-                expected = expected_cost(job, reference)
             if load is None:  # one load prediction per model: the same weights whatever the task
                 load = expected.load_s * load_errors.factor(model.name)
+            runtime = expected.runtime_s * runtime_errors.factor(model.name, task.name)
             items.append(WorkItem(
-                key=key, model=model.name, tasks=(task.name,), params_b=model.params_b,
-                predicted_runtime_s=expected.runtime_s * runtime_errors.factor(model.name, task.name),
-                predicted_load_s=load, predicted_mem_gb=expected.peak_mem_gb * mem_error))
+                key=key, model=model.name, tasks=(task.name,), params_b=model.params_b, gpus=job.gpus,
+                predicted_runtime_s=runtime, predicted_load_s=load, task_runtimes_s=(runtime,),
+                # A sharded item's prediction is per device, times its devices (`placement.per_device_mem_gb`).
+                predicted_mem_gb=expected.peak_mem_gb * mem_error * quantile * job.gpus))
             jobs[key] = job
     return SimWorkload(items, jobs, reference)
+
+
+_MAX_SHARDS = 8
+
+
+def _fitted(job: SimJob, reference: DeviceSpec, error: float, cap_gb: float) -> SimJob:
+    """`job` as the planner sizes it (`planning.placement.shards_needed`): at the largest batch (halving the
+    profile's) whose predicted peak fits `cap_gb` on one device; at batch 1 alone on one device when that fits the
+    device at all (the margin guards neighbours, and it has none); else split over the fewest devices that hold it.
+    """
+    for gpus in range(1, _MAX_SHARDS + 1):
+        fitted = job._replace(gpus=gpus)
+        while fitted.batch_size > 1 and expected_cost(fitted, reference).peak_mem_gb * error > cap_gb:
+            fitted = fitted._replace(batch_size=fitted.batch_size // 2)
+        if expected_cost(fitted, reference).peak_mem_gb * error <= max(cap_gb if fitted.batch_size > 1 else 0.0,
+                                                                       reference.total_mem_gb):
+            return fitted
+    return job._replace(batch_size=1)
 
 
 def sim_job_for(model: ModelSpec, tasks: tuple[SimTask, ...], batch: int, key: str | None = None) -> SimJob:
@@ -140,7 +163,7 @@ def group_items(workload: SimWorkload, groups: Iterable[Sequence[str]]) -> SimWo
     """Merge items of one model into single items: one worker, one load, the tasks one after another.
 
     A merged item's predicted runtime is the sum of its parts', its load and memory the largest of theirs; its
-    truth runs every task with the smallest batch of the parts. Items in no group stay as they are, and the
+    truth runs every task at the part's own batch, as the real worker does. Items in no group stay as they are, and the
     result keeps the workload's order (a group takes the place of its first member).
 
     Args:
@@ -197,8 +220,13 @@ def _merge(members: list[WorkItem], jobs: dict[str, SimJob]) -> tuple[WorkItem, 
         "key": key, "tasks": tasks,
         "predicted_runtime_s": sum(m.predicted_runtime_s for m in members),
         "predicted_load_s": max(m.predicted_load_s for m in members),
-        "predicted_mem_gb": max(m.predicted_mem_gb for m in members)})
+        "predicted_mem_gb": max(m.predicted_mem_gb for m in members),
+        "task_runtimes_s": tuple(r for m in members for r in (m.task_runtimes_s or (m.predicted_runtime_s,))),
+        "gpus": max(m.gpus for m in members)})
     truths = [jobs[m.key] for m in members]
+    # One worker, each task at the batch chosen for it alone (the real worker sets the batch per task).
     job = truths[0]._replace(key=key, tasks=tuple(t for j in truths for t in j.tasks),
-                             batch_size=min(j.batch_size for j in truths))
+                             batch_size=max(j.batch_size for j in truths),
+                             task_batches=tuple(j.batch_of(i) for j in truths for i in range(len(j.tasks))),
+                             gpus=max(j.gpus for j in truths))
     return item, job

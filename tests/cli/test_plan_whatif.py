@@ -55,3 +55,40 @@ def test_bad_what_if_inputs(args: list[str], needle: str, data_dir: Path) -> Non
     result = run_cli(*args[:1], "--profile", "standard", *args[1:])
     assert result.code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
     assert not data_dir.exists()
+
+
+def test_a_model_no_card_holds_is_split_over_several_or_refused(data_dir: Path) -> None:
+    result = run_cli("plan", "--profile", "standard", "--devices", "4xL4-24GB", "--json")
+    assert result.code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    split = [job for job in plan["jobs"] if job["model"] == "exaone-3.5-32b-instruct"]
+    # 60 GiB of bf16 weights on 24 GiB cards: split layer by layer over 3 or 4 of them, said in the batch reason.
+    assert split and all(3 <= job["gpus"] <= 4 and "split over" in job["batch_reason"] for job in split)
+    assert all(job["gpus"] == 1 for job in plan["jobs"] if job["model"] == "qwen3-8b")
+    outlook = plan["outlook"]
+    assert not outlook["unplaced"]
+    for job in split:  # one slot per card it holds, all at the same time, and nothing else on them meanwhile
+        slots = [s for s in outlook["schedule"] if s["job_key"] == job["job_key"]]
+        assert len({s["device"] for s in slots}) == job["gpus"] == len(slots)
+        assert len({(s["start_s"], s["end_s"]) for s in slots}) == 1
+        start, end = slots[0]["start_s"], slots[0]["end_s"]
+        for other in outlook["schedule"]:
+            if other["job_key"] != job["job_key"] and other["device"] in {s["device"] for s in slots}:
+                assert other["end_s"] <= start + 1e-6 or other["start_s"] >= end - 1e-6
+
+    refused = run_cli("plan", "--profile", "standard", "--devices", "2xL4-24GB")
+    assert refused.code == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "exaone-3.5-32b-instruct" in refused.stderr and "add GPUs" in refused.stderr
+
+
+def test_a_split_job_loads_its_model_with_lm_evals_parallelize(data_dir: Path) -> None:
+    from spectrabench.execution.runplan import RunOptions, plan_run
+    from spectrabench.profiles import load_profile
+    from spectrabench.settings import Settings
+
+    settings = Settings()
+    plan = plan_run(load_profile("standard", settings), RunOptions(devices="4xL4-24GB"), settings)
+    for planned in plan.jobs:
+        split = planned.job.gpus > 1
+        assert planned.spec.model.model_args.get("parallelize", False) is split, planned.job.model.name
+    assert any(planned.job.gpus > 1 for planned in plan.jobs)

@@ -120,3 +120,21 @@ def test_should_colocate() -> None:
     assert not should_colocate(work("big", params_b=34.0), busy, queue, running=small, n_devices=2)
     assert not should_colocate(work("tp", gpus=2), busy, queue, running=small, n_devices=2)
     assert should_colocate(queue[0], busy, [], running=small, n_devices=2, queued_work_s=2000.0)
+
+
+def test_a_sharded_job_needs_the_fewest_devices_that_hold_its_share_and_the_whole_rest() -> None:
+    from spectrabench.planning.placement import offerable, sharded_peak_gb, shards_needed
+
+    # 60 GiB of weights and 10 GiB of activations and logits: each of k devices holds 60/k + 10.
+    assert sharded_peak_gb(70.0, 60.0, 1) == pytest.approx(70.0)
+    assert sharded_peak_gb(70.0, 60.0, 3) == pytest.approx(30.0)
+    assert shards_needed(70.0, 60.0, 80.0, 8) == 1
+    assert shards_needed(70.0, 60.0, 40.0, 8) == 2  # 40 each
+    assert shards_needed(70.0, 60.0, 24.0, 8) == 5  # 22 each; 4 would need 25
+    assert shards_needed(70.0, 60.0, 24.0, 4) is None
+    assert shards_needed(70.0, 60.0, 9.0, 64) is None  # the unsplit part alone overflows
+    items = [WorkItem(key=f"k{g}", model="m", tasks=("t",), params_b=1.0, gpus=g, predicted_runtime_s=1.0,
+                      predicted_load_s=1.0, predicted_mem_gb=1.0) for g in (1, 2, 4)]
+    assert [i.key for i in offerable(items, 0)] == ["k1"]
+    assert [i.key for i in offerable(items, 1)] == ["k1", "k2"]
+    assert [i.key for i in offerable(items, 3)] == ["k1", "k2", "k4"]

@@ -125,3 +125,24 @@ def test_grouping_for_shared_slots_cuts_finer_pieces() -> None:
     assert len(shared) > len(whole)
     with pytest.raises(ValueError, match="at least one job"):
         group_jobs(by_model, 4, jobs_per_device=0.5)
+
+
+def test_a_sharded_job_starts_only_when_its_devices_are_idle_together_and_holds_them_all() -> None:
+    pool = [Pool(f"cuda:{d}", 24.0) for d in range(3)]
+    big = WorkItem(key="big/t", model="big", tasks=("t",), params_b=13.0, gpus=2, predicted_runtime_s=1000.0,
+                   predicted_load_s=10.0, predicted_mem_gb=2 * 20.0)
+    small = [WorkItem(key=f"s{i}/t", model=f"s{i}", tasks=("t",), params_b=1.0, predicted_runtime_s=300.0 * (i + 1),
+                      predicted_load_s=5.0, predicted_mem_gb=4.0) for i in range(4)]
+    schedule = predicted_schedule([*small, big], pool, DynamicLPT(n_devices=3, colocate=False))
+    held = [p for p in schedule.placements if p.key == "big/t"]
+    assert len(held) == 2 and len({p.device_id for p in held}) == 2
+    assert len({(p.start_s, p.end_s) for p in held}) == 1
+    start, end = held[0].start_s, held[0].end_s
+    # Nothing else runs on its devices meanwhile, and it started at once: at time 0 all three were idle.
+    for p in schedule.placements:
+        if p.key != "big/t" and p.device_id in {h.device_id for h in held}:
+            assert p.end_s <= start + 1e-6 or p.start_s >= end - 1e-6
+    assert start == 0.0 and not schedule.unplaced
+    # Three devices but a job needing four: never offered, never started.
+    wide = big.model_copy(update={"key": "wide/t", "gpus": 4})
+    assert predicted_schedule([wide, *small], pool, DynamicLPT(n_devices=3)).unplaced == ("wide/t",)

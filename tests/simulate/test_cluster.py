@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from spectrabench.planning.schedule import SlotState, WorkItem
-from spectrabench.simulate.cluster import FifoPolicy, LongestFirstPolicy, Segment, SimResult, simulate
+from spectrabench.simulate.cluster import Segment, SimResult, simulate
+from spectrabench.simulate.policies import FifoPolicy, LongestFirstPolicy
 from spectrabench.simulate.specs import parse_pool
 from spectrabench.simulate.truth import TruthConfig
 from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model
@@ -184,8 +185,6 @@ def test_a_policy_that_starts_nothing_leaves_items_unplaced_and_a_stranger_is_re
         simulate(workload.items, workload.jobs, pool, _Stubborn(stranger), seed=0)
     with pytest.raises(ValueError, match="unique"):
         simulate(workload.items * 2, workload.jobs, pool, FifoPolicy(), seed=0)
-    with pytest.raises(ValueError, match="multi-GPU"):
-        simulate([workload.items[0].model_copy(update={"gpus": 2})], workload.jobs, pool, FifoPolicy(), seed=0)
 
 
 def test_the_extended_profile_on_eight_h100s_simulates_in_seconds() -> None:
@@ -200,3 +199,41 @@ def test_the_extended_profile_on_eight_h100s_simulates_in_seconds() -> None:
     assert result.lower_bound_s <= result.makespan_s
     # Days of GPU work, spread over eight devices: the bound is at least the work over the devices.
     assert 24 * 3600 < result.lower_bound_s < result.makespan_s < 14 * 24 * 3600
+
+
+def test_an_idle_device_takes_the_unstarted_tail_of_a_long_job_and_every_task_runs_once() -> None:
+    from spectrabench.planning.dispatch import DynamicLPT
+    from spectrabench.simulate.workload import group_items
+
+    tasks = ["haerae", "kobest", "csatqa", "arc_easy", "piqa", "gsm8k", "bbh", "triviaqa"]
+    work = _pick(["llama-3.1-8b", "gemma-3-4b-it"], tasks, "2xA100-80GB", seed=3, runtime_noise=0.2)
+    # The 8B model's tasks in one job, the 4B model's first task alone: one device soon idles with nothing queued.
+    llama = [i.key for i in work.items if i.model == "llama-3.1-8b"]
+    gemma = [i.key for i in work.items if i.model == "gemma-3-4b-it"]
+    work = group_items(work, [llama, *[[k] for k in gemma[:1]]])
+    work = work._replace(items=[i for i in work.items if i.key not in gemma[1:]])
+    devices = parse_pool("2xA100-80GB")
+    still = simulate(work.items, work.jobs, devices, DynamicLPT(n_devices=2), seed=3)
+    moved = simulate(work.items, work.jobs, devices, DynamicLPT(n_devices=2), seed=3, max_tail_moves=4)
+    assert still.tail_moves == 0 and moved.tail_moves >= 1
+    assert moved.makespan_s < 0.8 * still.makespan_s
+    done = [t for s in _segments(moved) if s.outcome == "ok" for t in s.tasks]
+    assert sorted(done) == sorted([*tasks, tasks[0]])  # each of llama's tasks once, and gemma's one task
+    assert moved.model_loads == still.model_loads + moved.tail_moves
+
+
+def test_a_sharded_item_runs_on_idle_devices_at_once_and_splits_its_weights() -> None:
+    from spectrabench.planning.dispatch import DynamicLPT
+
+    work = _pick(["exaone-3.5-32b-instruct", "gemma-3-4b-it"], ["haerae", "kobest"], "8xL4-24GB", seed=1,
+                 fit_margin=0.1)
+    sharded = [i for i in work.items if i.model == "exaone-3.5-32b-instruct"]
+    assert sharded and all(i.gpus >= 3 for i in sharded)  # 60 GiB of weights on 24 GiB cards
+    result = simulate(work.items, work.jobs, parse_pool("8xL4-24GB"), DynamicLPT(n_devices=8), seed=1)
+    assert result.oom_count == 0 and not result.unplaced and result.completed == len(work.items)
+    for item in sharded:
+        segments = [s for s in _segments(result) if s.key == item.key]
+        assert len(segments) == item.gpus and len({(s.start_s, s.end_s) for s in segments}) == 1
+    # A pool with too few cards never starts it.
+    small_pool = simulate(work.items, work.jobs, parse_pool("2xL4-24GB"), DynamicLPT(n_devices=2), seed=1)
+    assert set(small_pool.unplaced) == {i.key for i in sharded}

@@ -14,6 +14,7 @@ def test_every_strategy_is_measured_against_the_same_bound() -> None:
     assert stats["sequential"].speedup_p50 == 1.0
     for s in stats.values():
         assert s.ratio_to_lb_p50 >= 1.0 and s.unfinished == 0
-    # Two GPUs can at best halve the sequential time, and a policy using both beats one using one.
-    assert stats["ours"].speedup_p50 <= 2.0 + 1e-9
+    # No policy beats the bound, so no speed-up exceeds sequential / LB (which can pass 2 on two GPUs: sequential
+    # pays a load per task, the bound one per model); a policy using both GPUs beats one using one.
+    assert stats["ours"].speedup_p50 <= stats["sequential"].ratio_to_lb_p50 + 1e-9
     assert stats["ours"].speedup_p50 > stats["per-model"].speedup_p50

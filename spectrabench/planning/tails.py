@@ -1,0 +1,94 @@
+"""Moving a running job's unstarted tasks to a device that fell idle with nothing left to start.
+
+Grouping decides before the run which tasks share a worker, from predictions. A group that runs long (a task far
+slower than predicted, an OOM retry at a smaller batch) then keeps one device busy while the others idle at the
+end. A worker evaluates its tasks one after another, so those it has not started can still move: the idle device
+takes the last few as a new job and pays a model load for them, which costs nothing while it would otherwise wait.
+
+`tail_move` makes the choice, purely, from predictions corrected by what finished so far and from each running
+job's progress (tasks finished, time in the task at hand). The executor then takes back from the worker only
+tasks it has not claimed yet (`harness.claims`), so a task never runs twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from spectrabench.planning.placement import per_device_mem_gb
+from spectrabench.planning.schedule import WorkItem
+
+# A move must bring the running job's predicted end closer by this share of its time left: a smaller gain is within
+# the predictions' error and would still cost a model load.
+MIN_GAIN = 0.1
+
+
+class RunningJob(NamedTuple):
+    """A job running on some device, as the dispatcher knows it.
+
+    Attributes:
+        item: Its tasks still assigned to it, with per-task predictions (`WorkItem.task_runtimes_s`).
+        finished: How many of `item.tasks` have finished (the worker's progress).
+        in_task_s: Seconds since the last task finished, or since the attempt started (load included) when none has.
+    """
+
+    item: WorkItem
+    finished: int
+    in_task_s: float
+
+
+class TailMove(NamedTuple):
+    """Move the last `n_tasks` tasks of the running job `key` to the idle device; its predicted end comes `gain_s`
+    sooner."""
+
+    key: str
+    n_tasks: int
+    gain_s: float
+
+
+def time_left_s(job: RunningJob, scale: float) -> float:
+    """The job's predicted time left: the task at hand (never below zero when it overruns) and those after it."""
+    item = job.item
+    runtimes = [scale * r for r in item.task_runtimes_s]
+    if job.finished >= len(runtimes):
+        return 0.0
+    at_hand = (scale * item.predicted_load_s if job.finished == 0 else 0.0) + runtimes[job.finished]
+    return max(0.0, at_hand - job.in_task_s) + sum(runtimes[job.finished + 1:])
+
+
+def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
+              scale: Callable[[str], float] = lambda _model: 1.0) -> TailMove | None:
+    """The tail worth moving to an idle device with `free_mem_gb` free, or None.
+
+    For each running job with per-task predictions and at least one task not started after the one at hand, every
+    tail (its last k tasks) is weighed: the job then ends when its kept tasks do, the tail when the idle device has
+    loaded the model and run it. The best tail over all jobs wins if it brings its job's end `MIN_GAIN` closer.
+
+    Args:
+        running: Jobs running on other devices.
+        free_mem_gb: What the idle device can hold; a job whose predicted peak exceeds it is not split onto it.
+        scale: The online correction of a model's predictions (`DynamicLPT.scale_for`).
+    """
+    best: TailMove | None = None
+    for job in running:
+        item = job.item
+        n = len(item.tasks)
+        movable = n - job.finished - 1
+        # A sharded job's tail would need a gang of idle devices: it stays.
+        if movable < 1 or len(item.task_runtimes_s) != n or item.gpus > 1 or per_device_mem_gb(item) > free_mem_gb:
+            continue
+        factor = scale(item.model)
+        runtimes = [factor * r for r in item.task_runtimes_s]
+        load = factor * item.predicted_load_s
+        left = time_left_s(job, factor)
+        end, count = left, 0
+        tail = 0.0
+        for k in range(1, movable + 1):
+            tail += runtimes[n - k]
+            candidate = max(left - tail, load + tail)
+            if candidate < end:
+                end, count = candidate, k
+        gain = left - end
+        if count and gain > MIN_GAIN * left and (best is None or gain > best.gain_s):
+            best = TailMove(item.key, count, gain)
+    return best

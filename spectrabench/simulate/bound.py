@@ -1,0 +1,97 @@
+"""The makespan no schedule can beat under the simulator's truth, whatever the policy.
+
+It is the largest of: the total device time every item needs at the most efficient sharing allowed, over the
+devices; the longest item alone; and, with more items than devices, the two smallest of the G + 1 largest items,
+since two of them share a device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.schedule import WorkItem
+from spectrabench.simulate.specs import hardware_for
+from spectrabench.simulate.truth import DEFAULT_TRUTH, SimJob, TruthConfig, colocation_slowdown, load_seconds, true_cost
+
+
+def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob], devices: Sequence[DeviceSpec],
+                seed: int, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4) -> float:
+    """The makespan bound LB = max(total work / devices, longest item, G-th + (G+1)-th longest item).
+
+    An item's work is what it really costs alone under the truth (same seed, so the same luck `simulate` draws),
+    on its best device, with a warm load, at the best of its batch size and the halvings of it (retries halve,
+    and a group runs its smallest); each model adds the gap between one cold and one warm load. With G devices,
+    the G+1 longest items cannot all run side by side, so two of them share a device.
+
+    An item the planner sharded over k GPUs counts k devices' worth of its work in the total, or fewer where its
+    truth fits fewer (a schedule may run it on fewer); a sharded item shares no device.
+
+    Co-location is credited where memory allows it: k items sharing a device progress at k / slowdown(k) times
+    the speed of one, so in the total an item counts `slowdown(k) / k` of its work, for the largest k
+    (<= `max_per_device`) such that it and k - 1 of the smallest items (at batch 1) fit the device together. A
+    big model that fills a GPU counts in full: the bound stays tight where sharing is impossible, valid where not.
+
+    Args:
+        items: The items that must run.
+        truth_of: The truth behind an item.
+        devices: The pool.
+        seed: The seed `simulate` used.
+        truth: The noise `simulate` used.
+        max_per_device: The sharing cap `simulate` used.
+    """
+    if not items:
+        return 0.0
+    kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
+    luck = str(seed)
+    # Per item and device kind: (work, peak, cold-load gap, job) at its batch and at every halving of it, on 1 to
+    # its planned GPUs, that fits; a schedule may run any of them (OOM retries halve the batch).
+    variants: list[list[list[tuple[float, float, float, SimJob]]]] = []
+    for item in items:
+        per_kind = []
+        for device in kinds:
+            options = []
+            for gpus in range(1, max(1, item.gpus) + 1):
+                job = truth_of(item)._replace(gpus=gpus)
+                while True:
+                    cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
+                    if cost.peak_mem_gb <= device.total_mem_gb or (job.batch_size == 1 and gpus == item.gpus):
+                        # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
+                        noise = cost.load_s / load_seconds(job, device, warm=True)
+                        gap = (load_seconds(job, device, warm=False) - load_seconds(job, device, warm=True)) * noise
+                        options.append((cost.load_s + cost.runtime_s, cost.peak_mem_gb, gap, job))
+                    if job.batch_size == 1:
+                        break
+                    job = job._replace(batch_size=job.batch_size // 2)
+            per_kind.append(options)
+        variants.append(per_kind)
+    smallest = [min(min(o[1] for o in v[k]) for v in variants) for k in range(len(kinds))]
+    occupied: list[float] = []  # device-time
+    paired: list[float] = []  # wall time at the best sharing
+    alone: list[float] = []
+    cold_extra: dict[str, float] = {}
+    for item, per_kind in zip(items, variants, strict=True):
+        best_occupied = best_paired = best_alone = extra = float("inf")
+        for k, (device, options) in enumerate(zip(kinds, per_kind, strict=True)):
+            for work, peak, cold_gap, job in options:
+                room = device.total_mem_gb - peak
+                sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
+                share = min(1.0, colocation_slowdown(job, device, sharing) / sharing) if job.gpus == 1 else 1.0
+                best_alone = min(best_alone, work)
+                best_occupied = min(best_occupied, work * share * job.gpus)
+                best_paired = min(best_paired, work * share)
+                extra = min(extra, cold_gap * share * job.gpus)
+        occupied.append(best_occupied)
+        paired.append(best_paired)
+        alone.append(best_alone)
+        cold_extra[item.model] = min(cold_extra.get(item.model, float("inf")), extra)
+    g = len(devices)
+    ranked = sorted(alone, reverse=True)
+    total = (sum(occupied) + sum(cold_extra.values())) / g
+    pair = 0.0
+    if len(occupied) > g:
+        # Two of the G+1 longest share a device: side by side, or one after the other.
+        by_occupancy = sorted(paired, reverse=True)
+        pair = by_occupancy[g - 1] + by_occupancy[g]
+    return max(total, ranked[0], pair)
