@@ -57,8 +57,10 @@ def _print(title: str, rows: list[tuple[int, dict[str, tuple[float, float, float
               f"{r['lightgbm'][1]:>14.1%} {r['lightgbm'][2]:>12.3f}  {r['rules'][1]:>11.1%}")
 
 
-def _curves(label: str, history: list, seed: int, sizes: Sequence[int]) -> None:  # type: ignore[type-arg]
-    """Both learning curves of one history."""
+def _curves(label: str, history: list, seed: int, sizes: Sequence[int],  # type: ignore[type-arg]
+            floor: Sequence[float] | None = None) -> None:
+    """Both learning curves of one history; with `floor` (each record's noiseless runtime, known only for a
+    simulated history), the MAPE of that runtime on the same test records: what no predictor can beat."""
     print(f"\n=== {label}: {len(history)} task records ===")
     cut = int(len(history) * 0.8)
     past, future = history[:cut], history[cut:]
@@ -73,6 +75,11 @@ def _curves(label: str, history: list, seed: int, sizes: Sequence[int]) -> None:
     _print(f"held-out pairs: {shown} ({len(test)} records) never seen in training",
            [(n, _evaluate(train[:n], test)) for n in sizes if n <= len(train)] +
            ([(len(train), _evaluate(train, test))] if len(train) not in sizes else []))
+    if floor is not None:
+        expected = {id(r): f for r, f in zip(history, floor, strict=True)}
+        print(f"noise floor: the truth's own noiseless runtime scores MAPE "
+              f"{_mape([(r.runtime_s, expected[id(r)]) for r in future]):.1%} on the newest records and "
+              f"{_mape([(r.runtime_s, expected[id(r)]) for r in test]):.1%} on the held-out pairs")
 
 
 def main() -> None:
@@ -101,9 +108,17 @@ def main() -> None:
         from spectrabench.simulated_history import simulated_history
 
         profile = load_profile("extended", Settings())
-        drawn = simulated_history(profile, parse_pool(args.pool), args.simulated, seed=args.seed)
+        from spectrabench.simulate.history import draw_records
+        from spectrabench.simulate.truth import expected_cost
+        from spectrabench.simulate.workload import sim_job_for, sim_task
+
+        pool = parse_pool(args.pool)
+        drawn = simulated_history(profile, pool, args.simulated, seed=args.seed)
+        # The same draws as the truth saw them: each record's cost without noise or outliers.
+        floor = [expected_cost(sim_job_for(r.model, (sim_task(r.task, r.limit),), r.batch_size), r.device).runtime_s
+                 for r in draw_records(profile, pool, args.simulated, seed=args.seed)]
         _curves(f"simulated history (extended profile on {args.pool}, truth noise 0.15, 2% outliers)", drawn,
-                args.seed, SIM_SIZES)
+                args.seed, SIM_SIZES, floor)
 
 
 if __name__ == "__main__":
