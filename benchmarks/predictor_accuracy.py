@@ -28,7 +28,7 @@ def _mape(pairs: Sequence[tuple[float, float]]) -> float:
 
 
 def _evaluate(train: list, test: list) -> dict[str, tuple[float, float, float]]:  # type: ignore[type-arg]
-    from spectrabench.prediction.learned import LearnedPredictor, blend, history_index
+    from spectrabench.prediction.learned import LearnedPredictor, blend, history_index, informed_rules
     from spectrabench.prediction.rules import estimate
 
     model = LearnedPredictor.fit(train)
@@ -37,7 +37,8 @@ def _evaluate(train: list, test: list) -> dict[str, tuple[float, float, float]]:
     for record in test:
         rules = estimate(record.features)
         learned = model.predict_indexed(record.features, index)
-        for name, guess in (("rules", rules), ("blend", blend(rules, learned, 0.5)), ("lightgbm", learned)):
+        informed = informed_rules(record.features, index)
+        for name, guess in (("rules", rules), ("blend", blend(informed, learned, 0.5)), ("lightgbm", learned)):
             results[name].append((record.runtime_s, guess.runtime_s, record.peak_mem_gb, guess.peak_mem_gb))
     out = {}
     for name, rows in results.items():

@@ -60,6 +60,7 @@ BASE_COLUMNS = (
 HISTORY_COLUMNS = (
     "hist_model_n", "hist_model_log_spr", "hist_task_n", "hist_task_log_spr", "hist_pair_n", "hist_pair_log_spr",
     "hist_model_resid", "hist_task_resid", "hist_pair_resid", "hist_model_load_resid", "hist_model_mem_resid",
+    "hist_task_answer",
 )
 
 
@@ -288,7 +289,11 @@ def encode(f: JobFeatures) -> FeatureRow:
     }
 
 
-Reference = Callable[[JobFeatures], tuple[float, float, float]]
+# A reference estimate: runtime, load and peak memory, and the part of the runtime spent decoding up to the cap.
+Reference = Callable[[JobFeatures], tuple[float, float, float, float]]
+
+# Answer fractions are kept in this range: a record can be noisier than the decode part it is measured against.
+_ANSWER_RANGE = (1e-3, 2.0)
 
 
 class _Means:
@@ -326,6 +331,7 @@ def _history_row(means: _Means, model: str, task: str) -> FeatureRow:
         "hist_model_resid": means.mean("m:" + model, "resid"), "hist_task_resid": means.mean("t:" + task, "resid"),
         "hist_pair_resid": means.mean("p:" + pair, "resid"), "hist_model_load_resid": means.mean("m:" + model, "load"),
         "hist_model_mem_resid": means.mean("m:" + model, "mem"),
+        "hist_task_answer": means.mean("t:" + task, "answer"),
     }
 
 
@@ -340,6 +346,13 @@ def _absorb(means: _Means, record: HistoryRecord, reference: Reference | None) -
     if ref is not None:
         means.add("m:" + record.model, "load", _log_ratio(record.load_s, ref[1]))
         means.add("m:" + record.model, "mem", _log_ratio(record.peak_mem_gb, ref[2]))
+        decode = ref[3]
+        if decode > 0 and record.runtime_s > 0:
+            # The share of the generation cap this task's answers really take: answers stop long before the cap
+            # on most tasks, whatever the model, so it carries over to models the task has not met yet.
+            low, high = _ANSWER_RANGE
+            answered = (record.runtime_s - (ref[0] - decode)) / decode
+            means.add("t:" + record.task, "answer", math.log(min(high, max(low, answered))))
 
 
 def with_history_features(records: Sequence[HistoryRecord], reference: Reference | None = None) -> list[FeatureRow]:

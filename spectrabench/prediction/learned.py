@@ -27,7 +27,7 @@ from spectrabench.prediction.features import (
 )
 from spectrabench.prediction.rules import Estimate, estimate, runtime_parts
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem", "rules_prefill_share", "rules_decode_share")
 COLUMNS = BASE_COLUMNS + HISTORY_COLUMNS + RULE_COLUMNS
 TARGETS = ("runtime", "load", "memory")
@@ -95,8 +95,21 @@ def _vector(f: JobFeatures, row: FeatureRow, rules: Estimate, columns: Sequence[
     return [full[c] for c in columns]
 
 
-def _reference(f: JobFeatures) -> tuple[float, float, float]:
-    return tuple(estimate(f))  # type: ignore[return-value]
+def _reference(f: JobFeatures) -> tuple[float, float, float, float]:
+    rules = estimate(f)
+    return rules.runtime_s, rules.load_s, rules.peak_mem_gb, runtime_parts(f).decode_s
+
+
+def _base(f: JobFeatures, rules: Estimate, row: FeatureRow) -> Estimate:
+    """What the trees correct: the rules, with a generation task's decoding cut to the share of the cap its answers
+    took in earlier records (`hist_task_answer`), when there are any."""
+    answer = row.get("hist_task_answer", math.nan)
+    if not math.isfinite(answer):
+        return rules
+    decode = runtime_parts(f).decode_s
+    if decode <= 0:
+        return rules
+    return rules._replace(runtime_s=max(1e-6, rules.runtime_s - decode + math.exp(answer) * decode))
 
 
 def _actual(record: HistoryRecord, target: str) -> float | None:
@@ -127,7 +140,7 @@ class LearnedPredictor:
         """
         ordered = sorted(records, key=lambda r: r.finished_at)
         rows = with_history_features(ordered, _reference)
-        rules = [estimate(r.features) for r in ordered]
+        rules = [_base(r.features, estimate(r.features), row) for r, row in zip(ordered, rows, strict=True)]
         boosters: dict[str, Any] = {}
         offset = 0.0
         for index, target in enumerate(TARGETS):
@@ -168,6 +181,7 @@ class LearnedPredictor:
 
         if not rows:
             return []
+        rules = [_base(f, rule, row) for f, rule, row in zip(jobs, rules, rows, strict=True)]
         x = np.asarray([_vector(f, row, rule, self.columns) for f, row, rule in zip(jobs, rows, rules, strict=True)],
                        dtype=float)
         corrections = [booster.predict(x) if (booster := self._boosters.get(t)) is not None else np.zeros(len(rows))
@@ -209,6 +223,12 @@ class LearnedPredictor:
             raise ValueError("the saved predictor uses other feature columns than this version")
         boosters = {t: lgb.Booster(model_str=s) for t, s in payload["boosters"].items()}
         return cls(boosters, int(payload["n_records"]), payload["columns"], float(payload["memory_offset"]))
+
+
+def informed_rules(f: JobFeatures, index: HistoryIndex) -> Estimate:
+    """The rules, with a generation task's decoding cut to the share of the cap its answers took in the history:
+    what the learned model corrects, and the rules side of the hybrid stage's blend."""
+    return _base(f, estimate(f), index.row(f))
 
 
 def history_index(history: Sequence[HistoryRecord]) -> HistoryIndex:
@@ -300,6 +320,7 @@ def time_ordered_cv(records: Sequence[HistoryRecord], folds: int = 5, blend_weig
         for i, rule, guess in zip(held_out, rules, learned, strict=True):
             methods["rules"].append((ordered[i], rule))
             methods["learned"].append((ordered[i], guess))
-            methods["blend"].append((ordered[i], blend(rule, guess, blend_weight)))
+            informed = _base(ordered[i].features, rule, rows[i])
+            methods["blend"].append((ordered[i], blend(informed, guess, blend_weight)))
     return CVReport(folds, len(methods["rules"]), blend_weight, _scores(methods["rules"]),
                     _scores(methods["learned"]), _scores(methods["blend"]))

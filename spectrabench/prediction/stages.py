@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel
 
 from spectrabench.prediction.features import HistoryIndex, HistoryRecord, JobFeatures
-from spectrabench.prediction.learned import LearnedPredictor, blend, history_index
+from spectrabench.prediction.learned import LearnedPredictor, blend, history_index, informed_rules
 from spectrabench.prediction.rules import estimate
 from spectrabench.profiles import SchedulerConfig
 
@@ -119,6 +119,8 @@ class Predictor:
         else:
             if self._index is None:
                 self._index = history_index(self.history)
-            mixed = blend(rules, self.learned.predict_indexed(f, self._index), choice.learned_weight)
+            # The rules side of the blend already knows how long each generation task's answers ran.
+            mixed = blend(informed_rules(f, self._index), self.learned.predict_indexed(f, self._index),
+                          choice.learned_weight)
         return Prediction(runtime_s=mixed.runtime_s, load_s=mixed.load_s, peak_mem_gb=mixed.peak_mem_gb,
                           stage=choice.stage, learned_weight=choice.learned_weight)

@@ -91,3 +91,29 @@ def test_blend_mixes_times_geometrically_and_never_lowers_memory_while_mixing() 
     assert half.runtime_s == pytest.approx(200.0) and half.load_s == pytest.approx(20.0)
     assert half.peak_mem_gb == 40.0
     assert blend(rules, Estimate(1.0, 1.0, 50.0), 0.1).peak_mem_gb == 50.0
+
+
+def test_a_generation_tasks_answer_share_carries_over_to_models_that_never_ran_it() -> None:
+    from spectrabench.prediction.features import HistoryIndex
+    from spectrabench.prediction.learned import history_index, informed_rules
+    from spectrabench.prediction.rules import runtime_parts
+
+    from . import features
+
+    # Answers stop at 5% of the generation cap, whatever the model: the rules assume they run to the cap.
+    def truth(f: object) -> float:
+        parts = runtime_parts(f)  # type: ignore[arg-type]
+        return parts.total_s - parts.decode_s + 0.05 * parts.decode_s
+
+    seen = [features(size, "nq_open", limit=100, batch_size=8, name=f"seen{size}") for size in (1.5, 3.0, 7.0)]
+    history = [HistoryRecord(f, truth(f), 10.0, 20.0, 1000.0 + i, f"seen{f.params_b}", "nq_open")
+               for i, f in enumerate(seen)]
+    new = features(14.0, "nq_open", limit=200, batch_size=16, name="new")
+    rules = estimate(new).runtime_s
+    informed = informed_rules(new, history_index(history)).runtime_s
+    assert rules > 5 * truth(new)
+    assert informed == pytest.approx(truth(new), rel=1e-6)
+    # A loglikelihood task has no decoding to cut, and a task with no history keeps the rules.
+    arc = features(14.0, "arc_easy", name="new")
+    assert informed_rules(arc, history_index(history)).runtime_s == pytest.approx(estimate(arc).runtime_s)
+    assert informed_rules(new, HistoryIndex([])).runtime_s == pytest.approx(rules)
