@@ -153,7 +153,8 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
             forecast = forecast_job(job, shapes, device, predictor, settings.memory_margin)
             if forecast.peak_mem_gb <= device.free_mem_gb * (1 - settings.memory_margin):
                 break
-        if device.kind == "cuda" and options.gpus_per_job == 1 and forecast.peak_mem_gb > device.free_mem_gb:
+        # A card of unknown memory (0: a Ray GPU without NVML) gives batch 1 and is never reason to split a model.
+        if (device.kind == "cuda" and options.gpus_per_job == 1 and 0 < device.free_mem_gb < forecast.peak_mem_gb):
             job, forecast = _sharded(job, forecast, device, sum(d.name == device.name for d in devices))
         if options.batch_size is None:
             refs = job.tasks
