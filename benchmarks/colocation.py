@@ -96,7 +96,7 @@ def _p(values: Sequence[float], q: float) -> float:
 def run_mix(name: str, profile, pool: str, seeds: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """Simulate every strategy on `profile` for `seeds` seeds; print and return the summary."""
     from spectrabench.planning.dispatch import DynamicLPT
-    from spectrabench.planning.placement import jobs_per_device
+    from spectrabench.planning.placement import jobs_per_device, per_device_mem_gb
     from spectrabench.simulate.cluster import simulate
     from spectrabench.simulate.policies import LongestFirstPolicy
     from spectrabench.simulate.specs import parse_pool
@@ -135,7 +135,7 @@ def run_mix(name: str, profile, pool: str, seeds: int) -> dict[str, object]:  # 
         colocated = runs["ours, co-located"]
         gains.append(min(runs[s].makespan_s for s in whole_names) / colocated.makespan_s)
         shared.append(_shared_share(colocated))
-        mem = {item.key: item.predicted_mem_gb for item in finer.items}
+        mem = {item.key: per_device_mem_gb(item) for item in finer.items}  # a split model's part on each card
         peaks.append(_peak_predicted_share(colocated, mem.__getitem__, devices[0].total_mem_gb))
         ooms += colocated.oom_count
         unfinished += len(colocated.failed) + len(colocated.unplaced)
