@@ -87,7 +87,10 @@ def _memory_offset(xs: Sequence[list[float]], ys: Sequence[float]) -> float:
     split = len(ys) - n_calibration
     model = _train("memory", xs[:split], ys[:split])
     excess = np.asarray(ys[split:]) - model.predict(np.asarray(xs[split:], dtype=float))
-    return max(0.0, float(np.quantile(excess, MEMORY_QUANTILE)))
+    # The finite-sample conformal level: the ceil((n + 1) * alpha)-th smallest excess of n covers a new peak with
+    # probability at least alpha, where the plain alpha-quantile of n falls short by about 1 / n.
+    level = min(1.0, math.ceil((n_calibration + 1) * MEMORY_QUANTILE) / n_calibration)
+    return max(0.0, float(np.quantile(excess, level, method="higher")))
 
 
 def _vector(f: JobFeatures, row: FeatureRow, rules: Estimate, columns: Sequence[str]) -> list[float]:
