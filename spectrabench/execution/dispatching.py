@@ -125,16 +125,20 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
                 last_model[device.id] = state.job.model.name
         if policy is not None and need == 1 and not queue and max_tail_moves > 0:
             # Nothing left to start: an idle device may take the unstarted tail of a job that will end last.
-            for device in [d for d in devices if d.id not in busy]:
-                move = tail_move(run.running_jobs(), device.free_mem_gb, policy.scale_for)
-                moved = run.move_tail(move.key, move.n_tasks, (device,)) if move is not None else None
-                if move is None or moved is None:
+            while free := [d for d in devices if d.id not in busy]:
+                move = tail_move(run.running_jobs(), free[0].free_mem_gb, policy.scale_for,
+                                 idle_partners=len(free) - 1 if on_gpu else 0)
+                if move is None:
                     break
                 parent = next(s for s in run.in_flight.values() if s.job.job_key == move.key)
+                moved = run.move_tail(move.key, move.n_tasks, tuple(free[:_need(parent.job, need, on_gpu)]))
+                if moved is None:
+                    break
                 items[move.key] = run.item_for(parent)  # what it predicts now that the tail is gone
                 items[moved.job.job_key] = run.item_for(moved)
-                busy[device.id] = moved.job.job_key
-                last_model[device.id] = moved.job.model.name
+                for device in free[:_need(moved.job, need, on_gpu)]:
+                    busy[device.id] = moved.job.job_key
+                    last_model[device.id] = moved.job.model.name
                 max_tail_moves -= 1
                 if not max_tail_moves:
                     break

@@ -200,7 +200,8 @@ class _Run:
         names = {ref.name for ref in moved}
         state.todo = [ref for ref in state.todo if ref.name not in names]
         state.job = state.job.model_copy(update={"tasks": tuple(r for r in state.job.tasks if r.name not in names)})
-        tail = job_of(state.job.model, moved, state.job.limit, state.batch_size)
+        tail = job_of(state.job.model, moved, state.job.limit, state.batch_size).model_copy(
+            update={"gpus": state.job.gpus})
         forecast = self.plan.forecasts.get(job_key)
         if forecast is not None:
             parts = [t for t in forecast.tasks if t.task in names]

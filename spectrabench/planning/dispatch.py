@@ -51,6 +51,12 @@ _EPS = 1e-9
 Candidates = Iterator[tuple[WorkItem, float]]  # items with their priority, highest first
 
 
+def _area_s(item: WorkItem) -> float:
+    """Device-seconds: a job split over k devices weighs k times its length, so it starts early, while the devices
+    it needs are free together, and not last, when its length alone would stretch the end."""
+    return predicted_length_s(item) * max(1, item.gpus)
+
+
 @dataclass(frozen=True)
 class _Context:
     """What the choice needs to know about the device and the rest of the run."""
@@ -145,7 +151,7 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
             return predictions_scale.get(model, 1.0)
         return predictions_scale
 
-    ranked = sorted(((scale(item.model) * predicted_length_s(item), index, item) for index, item in enumerate(queue)),
+    ranked = sorted(((scale(item.model) * _area_s(item), index, item) for index, item in enumerate(queue)),
                     key=lambda c: (-c[0], c[2].model, c[1]))
     ctx = _context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate)
     min_mem: dict[str, float] = {}
@@ -180,7 +186,7 @@ class _Bucket:
         self.base_sum = 0.0
 
     def add(self, item: WorkItem, seq: int) -> None:
-        base = predicted_length_s(item)
+        base = _area_s(item)
         index = bisect.bisect_left(self.entries, (-base, seq))
         self.entries.insert(index, (-base, seq, item))
         self.pos = min(self.pos, index)
@@ -190,7 +196,7 @@ class _Bucket:
 
     def remove(self, item: WorkItem, seq: int) -> None:
         self.removed.add(seq)
-        self.base_sum -= predicted_length_s(item)
+        self.base_sum -= _area_s(item)
         self.shareable -= can_share(item)
         if len(self.removed) > 16 and 2 * len(self.removed) > len(self.entries):
             self.entries = [e for e in self.entries if e[1] not in self.removed]
@@ -332,7 +338,7 @@ class DynamicLPT:
     # The index.
 
     def _priority(self, item: WorkItem) -> float:
-        return self._rel.get(item.model, 1.0) * predicted_length_s(item)
+        return self._rel.get(item.model, 1.0) * _area_s(item)
 
     def _sharing_allowed(self, slot: SlotState) -> bool:
         """The policy's own conditions for sharing a busy device, checked before anything costly."""

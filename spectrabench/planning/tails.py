@@ -57,7 +57,7 @@ def time_left_s(job: RunningJob, scale: float) -> float:
 
 
 def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
-              scale: Callable[[str], float] = lambda _model: 1.0) -> TailMove | None:
+              scale: Callable[[str], float] = lambda _model: 1.0, idle_partners: int = 0) -> TailMove | None:
     """The tail worth moving to an idle device with `free_mem_gb` free, or None.
 
     For each running job with per-task predictions and at least one task not started after the one at hand, every
@@ -68,14 +68,16 @@ def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
         running: Jobs running on other devices.
         free_mem_gb: What the idle device can hold; a job whose predicted peak exceeds it is not split onto it.
         scale: The online correction of a model's predictions (`DynamicLPT.scale_for`).
+        idle_partners: Other idle devices like the asking one: a job split over k devices can move its tail
+            only when k - 1 of them join the asking device.
     """
     best: TailMove | None = None
     for job in running:
         item = job.item
         n = len(item.tasks)
         movable = n - job.finished - 1
-        # A sharded job's tail would need a gang of idle devices: it stays.
-        if movable < 1 or len(item.task_runtimes_s) != n or item.gpus > 1 or per_device_mem_gb(item) > free_mem_gb:
+        if (movable < 1 or len(item.task_runtimes_s) != n or item.gpus > 1 + idle_partners
+                or per_device_mem_gb(item) > free_mem_gb):
             continue
         factor = scale(item.model)
         runtimes = [factor * r for r in item.task_runtimes_s]

@@ -231,7 +231,8 @@ class _Run:
         """Ask `tail_move` for a running job's tail and start it on the idle `device` (see the module docstring)."""
         running = [(a, RunningJob(a.item, *a.progress())) for a in self.running_attempts()]
         scale = getattr(self.policy, "scale_for", lambda _model: 1.0)
-        move = tail_move([view for _, view in running], device.spec.total_mem_gb, scale)
+        partners = self.idle_like(device)
+        move = tail_move([view for _, view in running], device.spec.total_mem_gb, scale, len(partners))
         if move is None:
             return
         attempt = next(a for a, view in running if view.item.key == move.key)
@@ -253,7 +254,7 @@ class _Run:
         self.attempts[tail_item.key] = 0
         self.moves += 1
         self.moves_left -= 1
-        self.start(tail_item, [device])
+        self.start(tail_item, [device, *partners[:tail_item.gpus - 1]])
 
     def running_attempts(self) -> list[_Attempt]:
         """Every running attempt once (a sharded one is on several devices)."""

@@ -64,3 +64,10 @@ def test_items_split_into_head_and_tail_with_their_predictions() -> None:
     assert (head.key, head.tasks, head.predicted_runtime_s) == ("a", ("t0",), 1.0)
     with pytest.raises(ValueError):
         item.tail("x", 3)
+
+
+def test_a_split_jobs_tail_moves_only_when_enough_devices_are_idle_to_hold_it() -> None:
+    split = RunningJob(_item("a", [100.0] * 4).model_copy(update={"gpus": 2}), finished=0, in_task_s=10.0)
+    assert tail_move([split], 80.0) is None
+    move = tail_move([split], 80.0, idle_partners=1)
+    assert move is not None and (move.key, move.n_tasks) == ("a", 2)
