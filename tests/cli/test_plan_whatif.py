@@ -92,3 +92,21 @@ def test_a_split_job_loads_its_model_with_lm_evals_parallelize(data_dir: Path) -
         split = planned.job.gpus > 1
         assert planned.spec.model.model_args.get("parallelize", False) is split, planned.job.model.name
     assert any(planned.job.gpus > 1 for planned in plan.jobs)
+
+
+def test_a_grouped_job_keeps_each_tasks_own_batch(data_dir: Path) -> None:
+    from spectrabench.execution.runplan import RunOptions, plan_run
+    from spectrabench.profiles import load_profile
+    from spectrabench.settings import Settings
+
+    settings = Settings()
+    plan = plan_run(load_profile("standard", settings), RunOptions(devices="1xH100-80GB"), settings)
+    mixed = [p for p in plan.jobs if len({r.batch_size for r in p.job.tasks}) > 1]
+    assert mixed, "some model's tasks fit different batches on one H100"
+    for planned in mixed:
+        refs, forecast = planned.job.tasks, plan.forecasts[planned.job.job_key]
+        # The worker's cap is the largest; each task runs at its own, as its forecast assumed.
+        assert planned.job.batch_size == planned.spec.batch_size == max(r.batch_size or 0 for r in refs)
+        assert [r.batch_under(planned.spec.batch_size) for r in planned.spec.tasks] == [
+            t.batch_size for t in forecast.tasks]
+        assert min(t.batch_size for t in forecast.tasks) < planned.job.batch_size
