@@ -108,13 +108,15 @@ def forecast(plan: RunPlan, *, as_json: bool, outlook: PlanOutlook | None = None
     version = f"v{plan.predictor_version}" if plan.predictor_version else "rules only (no training yet)"
     table = Table(title=f"{plan.profile.name} · {plan.options.mode} · {plan.devices_label} · "
                         f"limit {plan.options.limit or 'all'} · predictor {version}")
-    for column in ("model", "tasks", "batch", "load s", "runtime s", "peak GB", "stage"):
+    split = any(int(row["gpus"]) > 1 for row in rows)  # type: ignore[call-overload]
+    for column in ("model", "tasks", "batch", *(("GPUs",) if split else ()), "load s", "runtime s", "peak GB",
+                   "stage"):
         table.add_column(column, justify="right" if column not in ("model", "tasks", "stage") else "left")
     for row in rows:
         tasks = row["tasks"]
         table.add_row(str(row["model"]), ", ".join(tasks) if len(tasks) <= 3 else f"{len(tasks)} tasks",  # type: ignore[arg-type]
-                      str(row["batch_size"]), f"{row['load_s']:.1f}", f"{row['runtime_s']:,.1f}",
-                      f"{row['peak_mem_gb']:.2f}", str(row["stage"]))
+                      str(row["batch_size"]), *((str(row["gpus"]),) if split else ()), f"{row['load_s']:.1f}",
+                      f"{row['runtime_s']:,.1f}", f"{row['peak_mem_gb']:.2f}", str(row["stage"]))
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)
     # Reasons differ only in their figures from job to job: show each kind once.

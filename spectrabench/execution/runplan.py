@@ -154,8 +154,18 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
             if forecast.peak_mem_gb <= device.free_mem_gb * (1 - settings.memory_margin):
                 break
         # A card of unknown memory (0: a Ray GPU without NVML) gives batch 1 and is never reason to split a model.
-        if (device.kind == "cuda" and options.gpus_per_job == 1 and 0 < device.free_mem_gb < forecast.peak_mem_gb):
-            job, forecast = _sharded(job, forecast, device, sum(d.name == device.name for d in devices))
+        if job.gpus > 1 or (device.kind == "cuda" and options.gpus_per_job == 1
+                            and 0 < device.free_mem_gb < forecast.peak_mem_gb):
+            shards = job.gpus if job.gpus > 1 else _shards(job, forecast, device,
+                                                           sum(d.name == device.name for d in devices))
+            # Split over k cards, each holds a k-th of the weights: the batch is sized for what that frees.
+            spare = weights_gb(job.model) * (1 - 1 / shards)
+            wider = device.model_copy(update={"free_mem_gb": device.free_mem_gb + spare,
+                                              "total_mem_gb": device.total_mem_gb + spare})
+            forecast = forecast_job(job, shapes, wider, predictor, settings.memory_margin)
+            forecast = forecast.model_copy(update={"batch_reason": f"split over {shards} GPUs: "
+                                                                   f"{forecast.batch_reason}"})
+            job = job.model_copy(update={"gpus": shards})
         if options.batch_size is None:
             refs = job.tasks
             if len({t.batch_size for t in forecast.tasks}) > 1:  # the worker runs each task at its own batch
@@ -180,8 +190,8 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     return plan
 
 
-def _sharded(job: Job, forecast: JobForecast, device: DeviceSpec, available: int) -> tuple[Job, JobForecast]:
-    """`job` split over the fewest GPUs of `device`'s kind that hold its predicted peak, even at batch 1 (the
+def _shards(job: Job, forecast: JobForecast, device: DeviceSpec, available: int) -> int:
+    """The fewest GPUs of `device`'s kind that hold `job`'s predicted peak at batch 1 split layer by layer (the
     forecast keeps the whole peak; `workitems.work_item` turns it into each device's part).
 
     Raises:
@@ -194,8 +204,7 @@ def _sharded(job: Job, forecast: JobForecast, device: DeviceSpec, available: int
                         f"more than {available} x {device.name} ({device.free_mem_gb:.0f} GiB free each) can hold "
                         f"even split layer by layer",
                         hint="add GPUs, pick larger ones, or remove the model from the profile")
-    forecast = forecast.model_copy(update={"batch_reason": f"split over {shards} GPUs: {forecast.batch_reason}"})
-    return job.model_copy(update={"gpus": shards}), forecast
+    return shards
 
 
 def load_predictor(profile: Profile, settings: Settings) -> tuple[Predictor, int | None]:
