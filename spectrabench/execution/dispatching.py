@@ -103,7 +103,8 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
         while queue:
             free = [d for d in devices if d.id not in busy]
             state = queue[0]
-            if len(free) < _need(state.job, need, on_gpu):
+            # In plan order the head waits for its devices; the policy sees only what the free devices can start.
+            if len(free) < (1 if policy is not None and need == 1 else _need(state.job, need, on_gpu)):
                 break
             if policy is not None and need == 1:
                 # A job split over k GPUs is offered only while k are free (placement.offerable).

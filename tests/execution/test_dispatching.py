@@ -26,6 +26,8 @@ class _Executor:
         self.busy: dict[str, str] = {}
         self.order: list[Any] = []
         self.started: list[tuple[str, tuple[str, ...]]] = []
+        self.waits = 0
+        self.busy_at_start: list[int] = []  # devices busy right after each submit, before any wait
 
     def capacity(self) -> list[DeviceSpec]:
         return GPUS
@@ -36,8 +38,11 @@ class _Executor:
             self.busy[device.id] = request.key
         self.order.append(request)
         self.started.append((request.key, tuple(d.id for d in request.devices)))
+        if not self.waits:
+            self.busy_at_start.append(len(self.busy))
 
     def wait(self, timeout_s: float | None = None) -> list[Any]:
+        self.waits += 1
         request = self.order.pop(0)
         for device in request.devices:
             del self.busy[device.id]
@@ -83,11 +88,15 @@ def test_split_jobs_take_their_gpus_together_and_nothing_is_double_booked() -> N
     for i, model in enumerate(profile.models[:6]):
         ref = TaskRef(name=task.name, harness_name=task.harness_name, shots=0, allow_code_execution=False,
                       version="1", task_key=f"k{i}")
-        gpus = 2 if i in (1, 4) else 1
+        gpus = 3 if i == 0 else 2 if i in (1, 4) else 1
         jobs.append(job_of(model, [ref], None, 1).model_copy(update={"gpus": gpus}))
     run = _Run(jobs)
+    # The queue's head needs all three GPUs: single-GPU jobs must still start around it.
+    jobs.insert(0, jobs.pop(0))
     run_queue(run, deque(SimpleNamespace(job=job) for job in jobs), 1, longest_first=True)  # type: ignore[arg-type]
     started = dict(run.executor.started)
     assert set(started) == {job.job_key for job in jobs}
     for job in jobs:
         assert len(set(started[job.job_key])) == job.gpus
+    # At the start every GPU got work although the head of the queue needs all three.
+    assert run.executor.busy_at_start[-1] == len(GPUS)
