@@ -32,9 +32,16 @@ def _profile(tmp_path: Path) -> str:
     return str(path)
 
 
+def _foreground() -> None:
+    # Ctrl-C reaches a run in the foreground. A suite started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and the driver, like any Unix tool, would then rightly ignore it too.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "spectrabench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=_foreground)
 
 
 def _workers(data_dir: Path) -> list[psutil.Process]:
