@@ -66,6 +66,12 @@ _REFINED = 4
 _REFINE_TRIALS = 8
 
 
+def worker_group(model: str, gpus: int) -> str:
+    """The key under which `group_jobs` may merge items: one model on one device count. A task that must be split
+    over more cards runs apart, since grouping it would split the model's every task."""
+    return f"{model}@{gpus}"
+
+
 def load_budget(n_models: int, n_devices: int) -> int:
     """Model loads a run may spend: `LOAD_BUDGET` x (models + devices). Grouping's pieces and the tails moved
     during the run (`planning.tails`) share it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from spectrabench.planning.forecast import JobForecast
-from spectrabench.planning.grouping import group_jobs
+from spectrabench.planning.grouping import group_jobs, worker_group
 from spectrabench.planning.jobs import Job, job_of
 from spectrabench.planning.placement import sharded_peak_gb
 from spectrabench.planning.schedule import WorkItem
@@ -50,8 +50,8 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
     """
     by_model: dict[str, list[WorkItem]] = {}
     for job in pairs:
-        # A task that must be sharded runs apart: grouping it would shard the model's every task.
-        by_model.setdefault(f"{job.model.name}@{job.gpus}", []).append(work_item(job, forecasts.get(job.job_key)))
+        by_model.setdefault(worker_group(job.model.name, job.gpus), []).append(
+            work_item(job, forecasts.get(job.job_key)))
     by_task = {(job.model.name, job.task_names[0]): job for job in pairs}
     pieces = group_jobs(by_model, max(1, n_devices))
     grouped: list[Job] = []

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.baselines import make_policy
-from spectrabench.planning.grouping import group_jobs, load_budget
+from spectrabench.planning.grouping import group_jobs, load_budget, worker_group
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.profiles import Profile
 from spectrabench.simulate.bound import lower_bound
@@ -54,8 +54,7 @@ def _truth_lookup(workload: SimWorkload) -> Callable[[WorkItem], SimJob]:
 def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
     by_model: dict[str, list[WorkItem]] = {}
     for item in workload.items:
-        # A task that must be sharded runs apart: grouping it would shard the model's every task.
-        by_model.setdefault(f"{item.model}@{item.gpus}", []).append(item)
+        by_model.setdefault(worker_group(item.model, item.gpus), []).append(item)
     pieces = group_jobs(by_model, n_devices)
     return group_items(workload, [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
 
