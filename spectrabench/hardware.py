@@ -101,6 +101,18 @@ def cpu_slots(n: int) -> list[DeviceSpec]:
                        free_mem_gb=mem.available / _GB / n, threads=max(1, cores // n)) for i in range(n)]
 
 
+def with_memory_limit(devices: Sequence[DeviceSpec], limit_gb: float | None) -> list[DeviceSpec]:
+    """The devices as a worker held to `limit_gb` per GPU sees them: no GPU offers more than the limit.
+
+    CPU slots are unchanged (the limit is a GPU one), and so is everything when `limit_gb` is None.
+    """
+    if limit_gb is None:
+        return list(devices)
+    return [d.model_copy(update={"total_mem_gb": min(d.total_mem_gb, limit_gb),
+                                 "free_mem_gb": min(d.free_mem_gb, limit_gb)}) if d.kind == "cuda" else d
+            for d in devices]
+
+
 def parse_devices(text: str) -> list[DeviceSpec]:
     """Turn the `--devices` text into the devices a run may use.
 

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     debug: bool = Field(default=False, description="Show tracebacks for user errors too.")
     memory_margin: float = Field(default=0.1, ge=0, lt=1,
                                  description="Share of a GPU's free memory that batch sizing leaves unused.")
+    gpu_memory_limit_gb: float | None = Field(
+        default=None, gt=0,
+        description="Most GPU memory one worker may take on each of its cards: batches are sized within it, and the "
+                    "worker enforces it (torch's per-process fraction), so a run can share cards with other work.")
     timeout_factor: float = Field(default=5.0, gt=1,
                                   description="Default job timeout = this x predicted runtime, once learned.")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")

@@ -11,7 +11,14 @@ import psutil
 import pytest
 
 from spectrabench.errors import UserError
-from spectrabench.hardware import DeviceSpec, cpu_slots, discover_gpus, parse_devices, visible_devices_env
+from spectrabench.hardware import (
+    DeviceSpec,
+    cpu_slots,
+    discover_gpus,
+    parse_devices,
+    visible_devices_env,
+    with_memory_limit,
+)
 from tests.fakes import fake_pynvml
 
 CORES = os.cpu_count() or 1
@@ -146,3 +153,12 @@ def test_visible_devices_env_refuses_mixed_or_no_devices(nvml: ModuleType) -> No
         visible_devices_env([*parse_devices("cuda:0"), *cpu_slots(1)])
     with pytest.raises(ValueError, match="one kind"):
         visible_devices_env([])
+
+
+def test_a_memory_limit_caps_gpus_and_leaves_cpu_slots(nvml: ModuleType) -> None:
+    gpus = parse_devices("cuda")  # 60 and 80 GB free
+    capped = with_memory_limit([*gpus], 70)
+    assert [(d.total_mem_gb, round(d.free_mem_gb)) for d in capped] == [(70, 60), (70, 70)]
+    assert with_memory_limit(gpus, None) == gpus
+    slot = cpu_slots(1)
+    assert with_memory_limit(slot, 0.5) == slot

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from spectrabench.errors import UserError
 from spectrabench.execution.attempt import worker_argv
 from spectrabench.execution.backends import Backend, pool_devices
-from spectrabench.hardware import DeviceSpec
+from spectrabench.hardware import DeviceSpec, with_memory_limit
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
@@ -112,7 +112,8 @@ def attempt_spec(plan: RunPlan, job: Job, attempt: int, tasks: tuple[TaskRef, ..
                       threads=None if on_gpu else devices[0].threads,
                       include_paths=plan.sources.include_paths, include_defaults=not plan.sources.all_local,
                       model_cache_dir=str(settings.model_cache.resolve()), out_dir=str(out_dir.resolve()),
-                      sampling=plan.options.sampling, sample_seed=plan.options.sample_seed)
+                      sampling=plan.options.sampling, sample_seed=plan.options.sample_seed,
+                      gpu_memory_limit_gb=settings.gpu_memory_limit_gb if on_gpu else None)
 
 
 def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPlan:
@@ -131,6 +132,7 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     text = options.devices if options.devices != "auto" else profile.device
     # A what-if pool (8xH100-80GB) plans for hardware this machine does not have; `run` refuses it.
     devices = parse_pool(text) if is_pool(text) else pool(text)
+    devices = with_memory_limit(devices, settings.gpu_memory_limit_gb)
     if options.mode not in _POOLED_MODES:
         # The sequential modes use one device, as the traditional run did; on CPU that one worker gets every core.
         devices = pool("cpu:1") if devices[0].kind == "cpu" and not is_pool(text) else devices[:options.gpus_per_job]

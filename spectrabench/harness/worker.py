@@ -101,6 +101,16 @@ def _resolve_pretrained(spec: WorkerSpec) -> str:
     return spec.model.pretrained
 
 
+def _limit_gpu_memory(limit_gb: float) -> None:
+    """Hold this process to `limit_gb` on every visible GPU: torch's allocator raises a real out-of-memory error
+    beyond it, which the driver retries at a smaller batch like any other."""
+    import torch
+
+    for index in range(torch.cuda.device_count()):
+        total_gb = torch.cuda.get_device_properties(index).total_memory / 1024**3
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gb / total_gb), index)
+
+
 def _load_model(spec: WorkerSpec, pretrained: str) -> Any:
     from lm_eval.models.huggingface import HFLM
 
@@ -199,6 +209,8 @@ def run_worker(attempt_dir: Path) -> int:
             import torch
 
             torch.set_num_threads(spec.threads)
+        if spec.gpu_memory_limit_gb is not None:
+            _limit_gpu_memory(spec.gpu_memory_limit_gb)
         # Imports alone take seconds on CPU; timing them apart keeps load_s about the model itself.
         started = time.perf_counter()
         import lm_eval.models.huggingface  # noqa: F401

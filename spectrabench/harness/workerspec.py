@@ -75,6 +75,8 @@ class WorkerSpec(BaseModel):
     # "first": lm-eval's first `limit` documents; "random": a nested random sample of them (harness.sampling).
     sampling: Literal["first", "random"] = "first"
     sample_seed: int = 0
+    # At most this much memory on each visible GPU (Settings.gpu_memory_limit_gb); None: the whole card.
+    gpu_memory_limit_gb: float | None = None
 
 
 def task_results_file(out_dir: Path, task: str) -> Path:

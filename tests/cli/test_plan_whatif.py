@@ -110,3 +110,27 @@ def test_a_grouped_job_keeps_each_tasks_own_batch(data_dir: Path) -> None:
         assert [r.batch_under(planned.spec.batch_size) for r in planned.spec.tasks] == [
             t.batch_size for t in forecast.tasks]
         assert min(t.batch_size for t in forecast.tasks) < planned.job.batch_size
+
+
+def test_a_gpu_memory_limit_sizes_batches_within_it_and_reaches_the_worker(data_dir: Path) -> None:
+    from spectrabench.execution.runplan import RunOptions, plan_run
+    from spectrabench.profiles import load_profile
+    from spectrabench.settings import Settings
+
+    whole = Settings()
+    held = Settings(gpu_memory_limit_gb=40)
+    options = RunOptions(devices="8xH100-80GB")
+    free = plan_run(load_profile("standard", whole), options, whole)
+    limited = plan_run(load_profile("standard", held), options, held)
+    assert {p.spec.gpu_memory_limit_gb for p in free.jobs} == {None}
+    assert {p.spec.gpu_memory_limit_gb for p in limited.jobs} == {40}
+    # Per (model, task): a job's key names its batch, so the two plans' keys differ.
+    batches = {(p.job.model.name, r.name): r.batch_size or 0 for p in free.jobs for r in p.job.tasks}
+    smaller = 0
+    for planned in limited.jobs:
+        if planned.job.gpus == 1:
+            assert limited.forecasts[planned.job.job_key].peak_mem_gb <= 40 * (1 - held.memory_margin)
+        for ref in planned.job.tasks:
+            assert (ref.batch_size or 0) <= batches[planned.job.model.name, ref.name]
+            smaller += (ref.batch_size or 0) < batches[planned.job.model.name, ref.name]
+    assert smaller, "some task runs a smaller batch within 40 GB than on the whole card"
