@@ -59,6 +59,10 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
 
     batch, reason = job.batch_size, "CPU: fixed from the profile"
     batches = [ref.batch_under(batch) for ref in job.tasks]
+    if device.kind == "cuda":
+        # Every task already carries the batch sized for it when the tasks were planned apart (then grouped).
+        reason = (f"per task {min(batches)}..{max(batches)}: as sized for each task" if len(set(batches)) > 1
+                  else "as sized for its task")
     if device.kind == "cuda" and any(ref.batch_size is None for ref in job.tasks):
         choices = [choose_batch_size(lambda b, i=i: features(i, b),  # type: ignore[misc]
                                      lambda f: predictor.predict(f).peak_mem_gb, device.free_mem_gb,

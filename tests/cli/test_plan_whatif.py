@@ -110,6 +110,7 @@ def test_a_grouped_job_keeps_each_tasks_own_batch(data_dir: Path) -> None:
         assert [r.batch_under(planned.spec.batch_size) for r in planned.spec.tasks] == [
             t.batch_size for t in forecast.tasks]
         assert min(t.batch_size for t in forecast.tasks) < planned.job.batch_size
+        assert forecast.batch_reason.startswith("per task "), forecast.batch_reason
 
 
 def test_a_gpu_memory_limit_sizes_batches_within_it_and_reaches_the_worker(data_dir: Path) -> None:
