@@ -2,8 +2,10 @@
 
 Each target is learned as a log-ratio to the rules' estimate (log(actual / rules)): trees cannot extrapolate,
 but a ratio to a physical estimate carries over to models and tasks larger than any seen, and with no signal
-the model predicts ~0, i.e. the rules. Runtime and load time use squared error on that log target (a
-geometric-mean fit); peak memory uses a 0.95 quantile, so that 95% of real peaks fall under the prediction.
+the model predicts ~0, i.e. the rules. Memory is learned on the part of the peak above the weights, which are
+known exactly: an error of 20% on a 32B model's 60 GiB of weights would be 12 GiB that no model ever needs.
+Runtime and load time use squared error on that log target (a geometric-mean fit); peak memory uses a 0.95
+quantile, so that 95% of real peaks fall under the prediction.
 
 Training is deterministic (fixed seed, one thread, LightGBM's `deterministic`) and works from ~20 records:
 leaves may hold 2 records and the tree count is small.
@@ -25,9 +27,9 @@ from spectrabench.prediction.features import (
     JobFeatures,
     with_history_features,
 )
-from spectrabench.prediction.rules import Estimate, estimate, runtime_parts
+from spectrabench.prediction.rules import Estimate, estimate, runtime_parts, weights_gib
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem", "rules_prefill_share", "rules_decode_share")
 COLUMNS = BASE_COLUMNS + HISTORY_COLUMNS + RULE_COLUMNS
 TARGETS = ("runtime", "load", "memory")
@@ -115,6 +117,25 @@ def _base(f: JobFeatures, rules: Estimate, row: FeatureRow) -> Estimate:
     return rules._replace(runtime_s=max(1e-6, rules.runtime_s - decode + math.exp(answer) * decode))
 
 
+def _residual_gb(f: JobFeatures, peak_gb: float) -> float:
+    """The part of a peak that is not weights (never below a MiB: a monitor may read just under the weights)."""
+    return max(peak_gb - weights_gib(f), 2.0**-10)
+
+
+def _target(f: JobFeatures, target: str, actual: float, rule: float) -> float:
+    """What the trees learn for one record: log(actual / rules), on the part above the weights for memory."""
+    if target == "memory":
+        return math.log(_residual_gb(f, actual) / _residual_gb(f, rule))
+    return math.log(actual / max(rule, 1e-6))
+
+
+def _corrected(f: JobFeatures, target: str, rule: float, correction: float) -> float:
+    """The rules' value with the trees' log correction applied (the inverse of `_target`)."""
+    if target == "memory":
+        return weights_gib(f) + _residual_gb(f, rule) * math.exp(correction)
+    return rule * math.exp(correction)
+
+
 def _actual(record: HistoryRecord, target: str) -> float | None:
     value = {"runtime": record.runtime_s, "load": record.load_s, "memory": record.peak_mem_gb}[target]
     return value if value is not None and value > 0 else None
@@ -152,7 +173,7 @@ class LearnedPredictor:
                 actual = _actual(record, target)
                 if actual is not None:
                     xs.append(_vector(record.features, row, rule, COLUMNS))
-                    ys.append(math.log(actual / max(rule[index], 1e-6)))
+                    ys.append(_target(record.features, target, actual, rule[index]))
             if len(ys) < _MIN_RECORDS:
                 continue
             boosters[target] = _train(target, xs, ys)
@@ -191,8 +212,8 @@ class LearnedPredictor:
                        for t in TARGETS]
         if "memory" in self._boosters:
             corrections[TARGETS.index("memory")] = corrections[TARGETS.index("memory")] + self.memory_offset
-        return [Estimate(*(rule[k] * math.exp(float(corrections[k][i])) for k in range(len(TARGETS))))
-                for i, rule in enumerate(rules)]
+        return [Estimate(*(_corrected(f, t, rule[k], float(corrections[k][i])) for k, t in enumerate(TARGETS)))
+                for i, (f, rule) in enumerate(zip(jobs, rules, strict=True))]
 
     @property
     def targets(self) -> list[str]:

@@ -212,13 +212,18 @@ def estimate_load(f: JobFeatures) -> float:
     return dev.load_fixed_s + f.params_b * 1e9 * f.dtype_bytes / dev.load_bw
 
 
+def weights_gib(f: JobFeatures) -> float:
+    """The model's weights in GiB as loaded: parameters x bytes per parameter, known exactly, unlike the rest of a
+    peak (runtime context, activations, logits, KV cache), which is what predictions of memory get wrong."""
+    return f.params_b * 1e9 * f.dtype_bytes / _GIB
+
+
 def estimate_memory(f: JobFeatures) -> float:
     """Peak memory of the job in GiB: runtime base + weights + the largest batch's transient memory."""
     dev = device_model(f)
     layers, hidden = model_shape(f.params_b)
     vocab = f.vocab_size or FAMILY_VOCAB.get(f.family, FAMILY_VOCAB["other"])
     batch = max(1, min(f.batch_size, max(f.requests, 1)))
-    weights = f.params_b * 1e9 * f.dtype_bytes
     if f.request_type == "generate_until":
         prompt = f.prompt_tokens * _LONGEST_OVER_MEAN
         if f.context_len:
@@ -238,7 +243,7 @@ def estimate_memory(f: JobFeatures) -> float:
         transient = logits + tokens * _ACTIVATION_FLOATS_PER_HIDDEN * hidden * f.dtype_bytes
     if f.device_kind == "cuda":
         transient *= 1 + _ALLOCATOR_SLACK
-    return dev.runtime_base_gb + (weights + transient) / _GIB
+    return dev.runtime_base_gb + weights_gib(f) + transient / _GIB
 
 
 def estimate(f: JobFeatures) -> Estimate:

@@ -129,12 +129,19 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
                 key=key, model=model.name, tasks=(task.name,), params_b=model.params_b, gpus=job.gpus,
                 predicted_runtime_s=runtime, predicted_load_s=load, task_runtimes_s=(runtime,),
                 # A sharded item's prediction is per device, times its devices (`placement.per_device_mem_gb`).
-                predicted_mem_gb=expected.peak_mem_gb * mem_error * quantile * job.gpus))
+                predicted_mem_gb=predicted_peak_gb(job, expected.peak_mem_gb, mem_error * quantile) * job.gpus))
             jobs[key] = job
     return SimWorkload(items, jobs, reference)
 
 
 _MAX_SHARDS = 8
+
+
+def predicted_peak_gb(job: SimJob, expected_gb: float, error: float) -> float:
+    """What the predictor says one device of `job` needs when the truth's expectation is `expected_gb`: its
+    weights exactly (parameters x bytes, which the predictor knows), everything else off by `error`."""
+    weights = job.params_b * 1e9 * job.dtype_bytes / max(1, job.gpus) / 1024**3
+    return weights + max(0.0, expected_gb - weights) * error
 
 
 def _fitted(job: SimJob, reference: DeviceSpec, error: float, cap_gb: float) -> SimJob:
@@ -144,10 +151,12 @@ def _fitted(job: SimJob, reference: DeviceSpec, error: float, cap_gb: float) -> 
     """
     for gpus in range(1, _MAX_SHARDS + 1):
         fitted = job._replace(gpus=gpus)
-        while fitted.batch_size > 1 and expected_cost(fitted, reference).peak_mem_gb * error > cap_gb:
+        def predicted(candidate: SimJob) -> float:
+            return predicted_peak_gb(candidate, expected_cost(candidate, reference).peak_mem_gb, error)
+
+        while fitted.batch_size > 1 and predicted(fitted) > cap_gb:
             fitted = fitted._replace(batch_size=fitted.batch_size // 2)
-        if expected_cost(fitted, reference).peak_mem_gb * error <= max(cap_gb if fitted.batch_size > 1 else 0.0,
-                                                                       reference.total_mem_gb):
+        if predicted(fitted) <= max(cap_gb if fitted.batch_size > 1 else 0.0, reference.total_mem_gb):
             return fitted
     return job._replace(batch_size=1)
 

@@ -117,3 +117,28 @@ def test_a_generation_tasks_answer_share_carries_over_to_models_that_never_ran_i
     arc = features(14.0, "arc_easy", name="new")
     assert informed_rules(arc, history_index(history)).runtime_s == pytest.approx(estimate(arc).runtime_s)
     assert informed_rules(new, HistoryIndex([])).runtime_s == pytest.approx(rules)
+
+
+def test_memory_is_learned_above_the_weights_which_are_never_scaled() -> None:
+    import random
+
+    from spectrabench.prediction.rules import weights_gib
+
+    from . import features
+
+    # Real peaks: the weights, plus half of what the rules expect on top of them.
+    rng = random.Random(0)
+    history = []
+    for i in range(120):
+        f = features(rng.choice([1.5, 3.0, 7.0, 9.0, 14.0]), rng.choice(["arc_easy", "hellaswag", "gsm8k"]),
+                     limit=rng.choice([50, 100, 200]), batch_size=rng.choice([4, 8, 16]), name=f"m{i % 7}")
+        rule = estimate(f).peak_mem_gb
+        peak = weights_gib(f) + 0.5 * (rule - weights_gib(f)) * rng.lognormvariate(0, 0.05)
+        history.append(HistoryRecord(f, 100.0, 10.0, peak, 1000.0 + i, f"m{i % 7}", "task"))
+    learned = fit(history)
+    big = features(32.0, "arc_easy", limit=100, batch_size=1, name="new")
+    weights, rule = weights_gib(big), estimate(big).peak_mem_gb
+    predicted = learned.predict(big, history).peak_mem_gb
+    # A ratio on the whole peak would cut a 60 GiB model's weights too; here they stay whole and the rest shrinks.
+    assert weights < predicted < rule
+    assert predicted - weights < 0.8 * (rule - weights)

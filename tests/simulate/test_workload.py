@@ -60,7 +60,10 @@ def test_memory_scale_biases_memory_predictions() -> None:
     exact = build_workload(EXTENDED, H100, memory_noise=0.0)
     low = build_workload(EXTENDED, H100, memory_noise=0.0, memory_scale=0.5)
     for e, lo in zip(exact.items, low.items, strict=True):
-        assert math.isclose(lo.predicted_mem_gb, 0.5 * e.predicted_mem_gb)
+        # The predictor knows the weights (parameters x bytes); the bias falls on the rest of the peak.
+        job = exact.jobs[e.key]
+        weights = job.params_b * 1e9 * job.dtype_bytes / 1024**3
+        assert math.isclose(lo.predicted_mem_gb - weights, 0.5 * (e.predicted_mem_gb - weights))
 
 
 def test_limit_and_batch_size_reach_the_truth() -> None:
