@@ -36,8 +36,8 @@ def test_learned_beats_the_rules_when_families_differ(history: History) -> None:
     # The rules over-reserve memory by ~18% here: the learned 0.95 quantile covers nearly as many peaks
     # while reserving less; the blend (max of both) covers everything the rules cover.
     assert report.rules.mem_coverage == 1.0 and report.blend.mem_coverage == 1.0
-    assert report.learned.mem_coverage >= 0.85
-    assert report.learned.mem_over_reservation_gb < 0.6 * report.rules.mem_over_reservation_gb
+    assert report.learned.mem_coverage >= 0.95
+    assert report.learned.mem_over_reservation_gb < 0.7 * report.rules.mem_over_reservation_gb
 
 
 def test_prediction_for_a_new_job_applies_the_family_factor(trained: LearnedPredictor, history: History) -> None:
