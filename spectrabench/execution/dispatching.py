@@ -15,7 +15,7 @@ from spectrabench.execution.executor import AttemptResult, Executor
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.jobs import Job
-from spectrabench.planning.placement import offerable
+from spectrabench.planning.placement import can_share, offerable, per_device_mem_gb
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.tails import RunningJob, tail_move
 
@@ -50,8 +50,10 @@ class RunLoop(Protocol[S]):
         """Attempts running, by key."""
         ...
 
-    def submit(self, state: S, devices: tuple[DeviceSpec, ...]) -> None:
-        """Start the next attempt of `state` on `devices`."""
+    def submit(self, state: S, devices: tuple[DeviceSpec, ...], *, shared: bool = False,
+               co_located: int = 1) -> None:
+        """Start the next attempt of `state` on `devices` (`shared`: it may run beside others on its GPU, where
+        `co_located` attempts now run, itself included)."""
         ...
 
     def handle(self, result: AttemptResult) -> S | None:
@@ -80,6 +82,13 @@ def _need(job: Job, need: int, on_gpu: bool) -> int:
     return max(need, job.gpus) if on_gpu else need
 
 
+def _slot(device: DeviceSpec, keys: list[str], items: Mapping[str, WorkItem], last_model: str | None) -> SlotState:
+    """`device` as the policy sees it: what runs there, and its memory less their predicted peaks."""
+    used = sum(per_device_mem_gb(items[key]) for key in keys if key in items)
+    return SlotState(device_id=device.id, total_mem_gb=device.total_mem_gb,
+                     free_mem_gb=max(0.0, device.free_mem_gb - used), running=tuple(keys), last_model=last_model)
+
+
 def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: bool, max_tail_moves: int = 0) -> None:
     """Start and settle jobs until the queue is empty and nothing runs.
 
@@ -93,40 +102,41 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
     """
     devices = run.executor.capacity()
     on_gpu = bool(devices) and devices[0].kind == "cuda"
-    busy: dict[str, str] = {}
+    # Several small jobs may share a GPU where the executor runs them side by side and the policy finds that it pays
+    # (`placement.should_colocate`); CPU slots are already shares of the machine.
+    colocate = longest_first and need == 1 and on_gpu and run.executor.shares_devices
+    occupants: dict[str, list[str]] = {d.id: [] for d in devices}  # job keys running on each device
     last_model: dict[str, str | None] = dict.fromkeys((d.id for d in devices), None)
-    # One job per device: co-locating jobs on a GPU needs an executor that shares devices, which none does yet.
-    policy = DynamicLPT(n_devices=max(1, len(devices) // need), colocate=False) if longest_first else None
+    policy = DynamicLPT(n_devices=max(1, len(devices) // need), colocate=colocate) if longest_first else None
     items: dict[str, WorkItem] = {}
     t0 = time.monotonic()
     while queue or run.in_flight:
         while queue:
-            free = [d for d in devices if d.id not in busy]
+            free = [d for d in devices if not occupants[d.id]]
             state = queue[0]
-            # In plan order the head waits for its devices; the policy sees only what the free devices can start.
-            if len(free) < (1 if policy is not None and need == 1 else _need(state.job, need, on_gpu)):
-                break
+            chosen: tuple[DeviceSpec, ...] = ()
             if policy is not None and need == 1:
-                # A job split over k GPUs is offered only while k are free (placement.offerable).
-                view = offerable([items.setdefault(s.job.job_key, run.item_for(s)) for s in queue], len(free) - 1)
-                slot = SlotState(device_id=free[0].id, total_mem_gb=free[0].total_mem_gb,
-                                 free_mem_gb=free[0].free_mem_gb, last_model=last_model.get(free[0].id))
-                pick = policy.pick(view, slot, time.monotonic() - t0) if view else None
+                view = [items.setdefault(s.job.job_key, run.item_for(s)) for s in queue]
+                pick, chosen = _pick(policy, view, free, devices if colocate else [], occupants, items, last_model,
+                                     time.monotonic() - t0)
                 if pick is None:
                     break
                 state = next(s for s in queue if s.job.job_key == pick.key)
+            elif len(free) < _need(state.job, need, on_gpu):
+                break  # in plan order the head waits for its devices
             queue.remove(state)
             if state.job.model.name in run.unavailable:
                 run.fail_unavailable(state)
                 continue
-            chosen = tuple(free[:_need(state.job, need, on_gpu)])
-            run.submit(state, chosen)
+            chosen = chosen or tuple(free[:_need(state.job, need, on_gpu)])
+            run.submit(state, chosen, shared=colocate and can_share(items[state.job.job_key]),
+                       co_located=1 + len(occupants[chosen[0].id]))
             for device in chosen:
-                busy[device.id] = state.job.job_key
+                occupants[device.id].append(state.job.job_key)
                 last_model[device.id] = state.job.model.name
         if policy is not None and need == 1 and not queue and max_tail_moves > 0:
             # Nothing left to start: an idle device may take the unstarted tail of a job that will end last.
-            while free := [d for d in devices if d.id not in busy]:
+            while free := [d for d in devices if not occupants[d.id]]:
                 move = tail_move(run.running_jobs(), free[0].free_mem_gb, policy.scale_for,
                                  idle_partners=len(free) - 1 if on_gpu else 0)
                 if move is None:
@@ -138,16 +148,17 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
                 items[move.key] = run.item_for(parent)  # what it predicts now that the tail is gone
                 items[moved.job.job_key] = run.item_for(moved)
                 for device in free[:_need(moved.job, need, on_gpu)]:
-                    busy[device.id] = moved.job.job_key
+                    occupants[device.id].append(moved.job.job_key)
                     last_model[device.id] = moved.job.model.name
                 max_tail_moves -= 1
                 if not max_tail_moves:
                     break
         for result in run.executor.wait(timeout_s=1.0):
-            for device in result.request.devices:
-                busy.pop(device.id, None)
-            retry = run.handle(result)
             key = result.request.key.split("#")[0]
+            for device in result.request.devices:
+                if key in occupants[device.id]:
+                    occupants[device.id].remove(key)
+            retry = run.handle(result)
             if retry is not None:
                 queue.appendleft(retry)
                 items.pop(key, None)  # its remaining tasks may be fewer now
@@ -155,3 +166,21 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
                 tasks = result.outcome.progress.get("tasks", {}) or {}
                 evaluated = sum(float(t.get("seconds") or 0.0) for t in tasks.values())
                 policy.observe(items.pop(key), evaluated)
+
+
+def _pick(policy: DynamicLPT, queue: list[WorkItem], free: list[DeviceSpec], shareable: list[DeviceSpec],
+          occupants: Mapping[str, list[str]], items: Mapping[str, WorkItem], last_model: Mapping[str, str | None],
+          now: float) -> tuple[WorkItem | None, tuple[DeviceSpec, ...]]:
+    """What the policy starts next and on which devices: on the first free device (with free partners for a job
+    split over k GPUs, which is offered only while k are free: `placement.offerable`), or, with none free, beside
+    the jobs on a busy device in `shareable`, the least shared first."""
+    if free:
+        view = offerable(queue, len(free) - 1)
+        pick = policy.pick(view, _slot(free[0], [], items, last_model.get(free[0].id)), now) if view else None
+        return pick, tuple(free[:max(1, pick.gpus)]) if pick is not None else ()
+    view = offerable(queue, 0)
+    for device in sorted(shareable, key=lambda d: len(occupants[d.id])):
+        pick = policy.pick(view, _slot(device, occupants[device.id], items, last_model.get(device.id)), now)
+        if pick is not None:
+            return pick, (device,)
+    return None, ()

@@ -41,6 +41,7 @@ class _JobState:
     todo: list[TaskRef]
     batch_size: int
     attempt: int = 0
+    co_located: int = 1  # attempts on its GPU when the latest attempt started, itself included
     failed_kinds: list[ErrorKind] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
 
@@ -101,11 +102,13 @@ class _Run:
             return None  # rules alone are too rough to kill a job on
         return max(300.0, self.settings.timeout_factor * forecast.runtime_s)
 
-    def _features(self, job: Job, task: str, batch_size: int) -> dict[str, Any] | None:
+    def _features(self, job: Job, task: str, batch_size: int, co_located: int = 1) -> dict[str, Any] | None:
         forecast = self.plan.forecasts.get(job.job_key)
         for item in forecast.tasks if forecast else []:
             if item.task == task:
-                return item.features.model_copy(update={"batch_size": batch_size}).model_dump(mode="json")
+                # What it really ran at, and beside how many others, is what the predictor must learn from.
+                update = {"batch_size": batch_size, "co_located": co_located}
+                return item.features.model_copy(update=update).model_dump(mode="json")
         return None
 
     def _finish_job(self, state: _JobState, outcome: str) -> None:
@@ -142,9 +145,12 @@ class _Run:
                                        "predicted_runtime_s": runtime})
 
     # -- attempts --------------------------------------------------------------------------------------------
-    def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...]) -> None:
-        """Start the next attempt of `state` on `devices`."""
+    def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...], *, shared: bool = False,
+               co_located: int = 1) -> None:
+        """Start the next attempt of `state` on `devices` (`shared`: it may run beside others on its GPU, where
+        `co_located` attempts now run, itself included)."""
         state.attempt += 1
+        state.co_located = co_located
         self.attempts += 1
         spec = attempt_spec(self.plan, state.job, state.attempt, tuple(state.todo), state.batch_size, devices,
                             self.settings)
@@ -156,7 +162,7 @@ class _Run:
                                    started_at=time.time(), log_path=str(spec.out_dir))
         self.in_flight[key] = state
         self.executor.submit(AttemptRequest(key=key, spec=spec, devices=devices,
-                                            timeout_s=self._timeout(state.job)))
+                                            timeout_s=self._timeout(state.job), shared=shared))
         self.observer.attempt_started(state.job, state.attempt, devices, state.batch_size)
 
     def _store_finished_tasks(self, state: _JobState, result: AttemptResult) -> BadOutput | None:
@@ -173,7 +179,8 @@ class _Run:
                                             runtime_s=timings[ref.name].get("seconds"),
                                             batch_size=ref.batch_under(state.batch_size),
                                             features=self._features(state.job, ref.name,
-                                                                    ref.batch_under(state.batch_size)))
+                                                                    ref.batch_under(state.batch_size),
+                                                                    state.co_located))
             state.todo.remove(ref)
             state.done.append(ref.name)
         return None

@@ -19,6 +19,8 @@ class AttemptRequest(NamedTuple):
     devices: tuple[DeviceSpec, ...]
     timeout_s: float | None = None
     env: Mapping[str, str] = {}
+    # May share its GPU with other attempts that may share too (co-location, which the optimized policy decides).
+    shared: bool = False
 
 
 class AttemptResult(NamedTuple):
@@ -38,32 +40,39 @@ class DeviceBusy(Exception):
         self.running = running
 
 
-def check_devices(request: AttemptRequest, devices: Sequence[DeviceSpec], busy: Mapping[str, str]) -> None:
-    """Check that each of the request's devices belongs to the executor (`devices`) and is free.
+def check_devices(request: AttemptRequest, devices: Sequence[DeviceSpec],
+                  busy: Mapping[str, Sequence[AttemptRequest]]) -> None:
+    """Check that each of the request's devices belongs to the executor (`devices`) and is free, or shared only by
+    attempts that agreed to share it, as this one does.
 
     Args:
         request: The attempt about to start.
         devices: The executor's devices.
-        busy: Device id -> key of the attempt running there.
+        busy: Device id -> the attempts running there.
 
     Raises:
         ValueError: A device is not one of `devices`.
-        DeviceBusy: A device already runs an attempt.
+        DeviceBusy: A device already runs an attempt, and one of the two does not share.
     """
     known = {d.id for d in devices}
     for device in request.devices:
         if device.id not in known:
             raise ValueError(f"device {device.id} is not part of this executor")
-        if device.id in busy:
-            raise DeviceBusy(device.id, busy[device.id])
+        occupants = busy.get(device.id, ())
+        if occupants and not (request.shared and all(o.shared for o in occupants)):
+            raise DeviceBusy(device.id, occupants[0].key)
 
 
 class Executor(Protocol):
     """A backend that runs worker attempts on devices.
 
-    The driver decides placement; the executor enforces it (one attempt per device at a time), runs each attempt
-    in isolation (own process group, only its devices visible), and reports results as attempts finish.
+    The driver decides placement; the executor enforces it (one attempt per device at a time, or several that all
+    agreed to share it where `shares_devices`), runs each attempt in isolation (own process group, only its devices
+    visible), and reports results as attempts finish.
     """
+
+    #: Whether attempts marked `shared` may run side by side on one GPU (co-location).
+    shares_devices: bool
 
     def capacity(self) -> list[DeviceSpec]:
         """The devices attempts can be placed on."""

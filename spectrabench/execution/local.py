@@ -24,7 +24,8 @@ class _Running:
 
 
 class LocalExecutor:
-    """Runs attempts as local subprocesses; enforces one attempt per device; measures each with a Monitor.
+    """Runs attempts as local subprocesses; enforces one attempt per device (or several that agreed to share a GPU);
+    measures each with a Monitor (per process, so attempts sharing a GPU are measured apart).
 
     Args:
         devices: The device slots attempts may be placed on.
@@ -38,16 +39,18 @@ class LocalExecutor:
         self._base_env = dict(base_env)
         self._poll_s = poll_s
         self._running: dict[str, _Running] = {}
-        self._busy: dict[str, str] = {}
+        self._busy: dict[str, list[AttemptRequest]] = {}
         self._monitor = Monitor(interval_s=monitor_interval_s)
         self._monitor.start()
+
+    shares_devices = True
 
     def capacity(self) -> list[DeviceSpec]:
         """The device slots of this executor."""
         return list(self._devices)
 
     def submit(self, request: AttemptRequest) -> None:
-        """Start the attempt now on its devices (DeviceBusy if one is taken)."""
+        """Start the attempt now on its devices (DeviceBusy if one is taken by an attempt that does not share)."""
         check_devices(request, self._devices, self._busy)
         env = {**self._base_env, **request.env, **visible_devices_env(request.devices),
                "SPECTRABENCH_DRIVER_PID": str(os.getpid())}
@@ -56,7 +59,7 @@ class LocalExecutor:
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         self._running[request.key] = _Running(request, proc, started, deadline)
         for device in request.devices:
-            self._busy[device.id] = request.key
+            self._busy.setdefault(device.id, []).append(request)
         self._monitor.watch(request.key, proc.pid, request.devices)
 
     def running(self) -> list[str]:
@@ -68,7 +71,11 @@ class LocalExecutor:
         # A worker that exited may leave children (e.g. a sandboxed program): kill the whole group either way.
         kill_process_group(entry.proc)
         for device in entry.request.devices:
-            self._busy.pop(device.id, None)
+            left = [r for r in self._busy.get(device.id, []) if r.key != key]
+            if left:
+                self._busy[device.id] = left
+            else:
+                self._busy.pop(device.id, None)
         usage = self._monitor.unwatch(key)
         outcome = collect_outcome(entry.request.spec, returncode, entry.started, timeout_s=entry.request.timeout_s,
                                   cancelled=entry.cancelled)

@@ -250,7 +250,7 @@ class RayExecutor:
         self._monitor_interval_s = monitor_interval_s
         self._poll_s = poll_s
         self._running: dict[str, _Running] = {}
-        self._busy: dict[str, str] = {}
+        self._busy: dict[str, list[AttemptRequest]] = {}
         self._lock = threading.Lock()
         # Keys the control actor sees are prefixed with this executor's id: the actor is shared by every executor
         # of the process (starting one costs seconds), and two executors may use the same attempt keys.
@@ -261,13 +261,16 @@ class RayExecutor:
         self._mirror = threading.Thread(target=self._mirror_loop, name="spectrabench-ray-files", daemon=True)
         self._mirror.start()
 
+    # Ray hands each task whole GPUs (num_gpus=1): attempts on one slot would queue there, not run side by side.
+    shares_devices = False
+
     def capacity(self) -> list[DeviceSpec]:
         """The slots of this executor."""
         return list(self._devices)
 
     def submit(self, request: AttemptRequest) -> None:
-        """Queue the attempt's Ray task now (DeviceBusy if one of its slots is taken)."""
-        check_devices(request, self._devices, self._busy)
+        """Queue the attempt's Ray task now (DeviceBusy if one of its slots is taken; Ray shares none)."""
+        check_devices(request._replace(shared=False), self._devices, self._busy)
         gpus = sum(1 for d in request.devices if d.kind == "cuda")
         cpus = CPUS_PER_GPU_ATTEMPT if gpus else sum(d.threads or 1 for d in request.devices)
         write_spec(request.spec)  # the driver's record of what ran; the node gets its own copy
@@ -279,7 +282,7 @@ class RayExecutor:
         with self._lock:
             self._running[request.key] = _Running(request, ref, time.time())
             for device in request.devices:
-                self._busy[device.id] = request.key
+                self._busy[device.id] = [request]
 
     def running(self) -> list[str]:
         """Keys of attempts in flight."""

@@ -107,6 +107,27 @@ def test_one_attempt_per_device_and_concurrency(executor: Executor, devices: lis
     assert executor.running() == ["d"]
 
 
+def test_a_device_is_shared_only_where_the_executor_can_and_every_attempt_agreed(
+        executor: Executor, devices: list[DeviceSpec], tmp_path: Path) -> None:
+    executor.submit(_request(tmp_path, "a", "hanging", devices[0])._replace(shared=True))
+    running = {"a"}
+    if executor.shares_devices:
+        executor.submit(_request(tmp_path, "b", "hanging", devices[0])._replace(shared=True))
+        running.add("b")
+        with pytest.raises(DeviceBusy):  # one that does not share cannot join
+            executor.submit(_request(tmp_path, "c", "hanging", devices[0]))
+    else:
+        with pytest.raises(DeviceBusy):
+            executor.submit(_request(tmp_path, "b", "hanging", devices[0])._replace(shared=True))
+    assert sorted(executor.running()) == sorted(running)
+    for key in running:
+        executor.cancel(key)
+    _collect(executor, running, 20)
+    # Once its sharers are gone, the device takes an attempt that shares nothing.
+    executor.submit(_request(tmp_path, "d", "hanging", devices[0]))
+    assert executor.running() == ["d"]
+
+
 def test_cancel_kills_the_whole_process_tree(executor: Executor, devices: list[DeviceSpec], tmp_path: Path) -> None:
     executor.submit(_request(tmp_path, "tree", "hanging", devices[0]))
     _wait_file(tmp_path / "tree" / "hang-child.pid")

@@ -1,4 +1,5 @@
-"""The dispatch loop on (fake) GPUs: a job split over k GPUs starts only on k free ones, and none is double-booked.
+"""The dispatch loop on (fake) GPUs: a job split over k GPUs starts only on k free ones, none is double-booked, and
+small models share a GPU only where the executor allows it and their predicted peaks fit.
 
 GPUs are what this machine lacks, so the executor here is a small fake that finishes attempts in the order they
 started; the loop, the policy and the jobs are the real ones.
@@ -22,6 +23,8 @@ GPUS = [DeviceSpec(id=f"cuda:{i}", kind="cuda", index=i, name="NVIDIA L4", total
 
 
 class _Executor:
+    shares_devices = False
+
     def __init__(self) -> None:
         self.busy: dict[str, str] = {}
         self.order: list[Any] = []
@@ -50,17 +53,51 @@ class _Executor:
         return [SimpleNamespace(request=request, outcome=outcome)]
 
 
+class _SharingExecutor(_Executor):
+    """Like the local executor: a GPU takes several attempts when every one of them agreed to share it."""
+
+    shares_devices = True
+
+    def __init__(self, mem_gb: dict[str, float]) -> None:
+        super().__init__()
+        self.on: dict[str, list[Any]] = {d.id: [] for d in GPUS}
+        self.mem_gb = mem_gb
+        self.most_sharing = 0
+
+    def submit(self, request: Any) -> None:
+        for device in request.devices:
+            there = self.on[device.id]
+            assert not there or (request.shared and all(r.shared for r in there)), f"{device.id} double-booked"
+            there.append(request)
+            # The dispatcher never puts more on a GPU than its predicted peaks fit.
+            assert sum(self.mem_gb[r.key] for r in there) <= device.total_mem_gb
+            self.most_sharing = max(self.most_sharing, len(there))
+        self.order.append(request)
+        self.started.append((request.key, tuple(d.id for d in request.devices)))
+
+    def wait(self, timeout_s: float | None = None) -> list[Any]:
+        request = self.order.pop(0)
+        for device in request.devices:
+            self.on[device.id].remove(request)
+        outcome = SimpleNamespace(error_kind=None, progress={"tasks": {}})
+        return [SimpleNamespace(request=request, outcome=outcome)]
+
+
 class _Run:
-    def __init__(self, jobs: list[Job]) -> None:
-        self.executor = _Executor()
+    def __init__(self, jobs: list[Job], *, params_b: float = 7.0, mem_gb: float = 10.0, share: bool = False) -> None:
+        self.mem_gb = {job.job_key: mem_gb * job.gpus for job in jobs}
+        self.executor = _SharingExecutor(self.mem_gb) if share else _Executor()
         self.unavailable: dict[str, str] = {}
         self.in_flight: dict[str, Any] = {}
         self.lengths = {job.job_key: 100.0 * (i + 1) for i, job in enumerate(jobs)}
+        self.params_b = params_b
 
-    def submit(self, state: Any, devices: tuple[DeviceSpec, ...]) -> None:
+    def submit(self, state: Any, devices: tuple[DeviceSpec, ...], *, shared: bool = False,
+               co_located: int = 1) -> None:
         assert len(devices) == max(1, state.job.gpus)
+        assert co_located == 1 or shared
         self.in_flight[state.job.job_key] = state
-        self.executor.submit(SimpleNamespace(key=state.job.job_key, devices=devices))
+        self.executor.submit(SimpleNamespace(key=state.job.job_key, devices=devices, shared=shared))
 
     def handle(self, result: Any) -> None:
         self.in_flight.pop(result.request.key)
@@ -70,9 +107,9 @@ class _Run:
 
     def item_for(self, state: Any) -> WorkItem:
         job = state.job
-        return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=7.0,
+        return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=self.params_b,
                         gpus=job.gpus, predicted_runtime_s=self.lengths[job.job_key], predicted_load_s=1.0,
-                        predicted_mem_gb=10.0 * job.gpus)
+                        predicted_mem_gb=self.mem_gb[job.job_key])
 
     def running_jobs(self) -> list[Any]:
         return []
@@ -100,3 +137,34 @@ def test_split_jobs_take_their_gpus_together_and_nothing_is_double_booked() -> N
         assert len(set(started[job.job_key])) == job.gpus
     # At the start every GPU got work although the head of the queue needs all three.
     assert run.executor.busy_at_start[-1] == len(GPUS)
+
+
+def _single_gpu_jobs(n: int) -> list[Job]:
+    profile = load_profile("standard", Settings())
+    jobs = []
+    for i in range(n):
+        task = profile.tasks[i % len(profile.tasks)]
+        ref = TaskRef(name=task.name, harness_name=task.harness_name, shots=0, allow_code_execution=False,
+                      version="1", task_key=f"k{i}")
+        jobs.append(job_of(profile.models[i % len(profile.models)], [ref], None, 1))
+    return jobs
+
+
+def _run_small(*, share: bool, params_b: float, mem_gb: float) -> _Run:
+    jobs = _single_gpu_jobs(12)
+    run = _Run(jobs, params_b=params_b, mem_gb=mem_gb, share=share)
+    run_queue(run, deque(SimpleNamespace(job=job) for job in jobs), 1, longest_first=True)  # type: ignore[arg-type]
+    assert {key for key, _ in run.executor.started} == {job.job_key for job in jobs}
+    return run
+
+
+def test_small_models_share_a_gpu_within_their_predicted_memory() -> None:
+    run = _run_small(share=True, params_b=1.5, mem_gb=6.0)
+    assert isinstance(run.executor, _SharingExecutor) and run.executor.most_sharing >= 2
+
+
+def test_no_sharing_for_large_models_full_cards_or_executors_that_cannot() -> None:
+    for share, params_b, mem_gb in ((True, 7.0, 6.0), (True, 1.5, 15.0), (False, 1.5, 6.0)):
+        run = _run_small(share=share, params_b=params_b, mem_gb=mem_gb)
+        most = run.executor.most_sharing if isinstance(run.executor, _SharingExecutor) else 1
+        assert most == 1, (share, params_b, mem_gb)
