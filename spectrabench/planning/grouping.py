@@ -360,7 +360,8 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
             runs side by side, each slower. Pieces finer than whole GPUs would need keep the shared tail short.
 
     Returns:
-        The jobs, models in the mapping's order and each model's pieces in task order.
+        The jobs, models in the mapping's order and each model's pieces in task order (of their first tasks);
+        within a job, its tasks longest first.
     """
     if n_devices < 1:
         raise ValueError(f"need at least one device, got {n_devices}")
@@ -403,4 +404,8 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
     best = min(o[0] for o in options)
     # Fewest pieces among the near-best; on equal counts one per model, then the better quick score, wins.
     _, _, chosen = min((o for o in options if o[0] <= best * (1 + MIN_GAIN)), key=lambda o: o[1])
-    return [merge_items([s.items[i] for i in b]) for m, s in models.items() for b in chosen[m]]
+    # Inside a job the longest task runs first: a worker's slow start shows early in its progress, and what is left
+    # unstarted at the end, for an idle device to take (`planning.tails`), is short (simulated: p95 / LB 1.27 ->
+    # 1.24 on standard 8xH100-80GB, 1.34 -> 1.31 on extended; profile order would leave a long task for last).
+    return [merge_items([s.items[i] for i in sorted(b, key=lambda i: (-s.runtimes[i], i))])
+            for m, s in models.items() for b in chosen[m]]
