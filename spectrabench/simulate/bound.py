@@ -20,10 +20,11 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
                 seed: int, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4) -> float:
     """The makespan bound LB = max(total work / devices, longest item, G-th + (G+1)-th longest item).
 
-    An item's work is what it really costs alone under the truth (same seed, so the same luck `simulate` draws),
-    on its best device, with a warm load, at the best of its batch size and the halvings of it (retries halve,
-    and a group runs its smallest); each model adds the gap between one cold and one warm load. With G devices,
-    the G+1 longest items cannot all run side by side, so two of them share a device.
+    An item's work is what its tasks really cost under the truth (same seed, so the same luck `simulate` draws),
+    on its best device, at the best of its batch size and the halvings of it (retries halve, and a group runs its
+    smallest); each model adds one cold load to the total, however many items it has (a schedule that runs all of
+    them in one worker loads it once). An item alone includes its load. With G devices, the G+1 longest items
+    cannot all run side by side, so two of them share a device.
 
     An item the planner sharded over k GPUs counts k devices' worth of its work in the total, or fewer where its
     truth fits fewer (a schedule may run it on fewer); a sharded item shares no device.
@@ -47,7 +48,7 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
     luck = str(seed)
     # Per item and device kind: (work, peak, cold-load gap, job) at its batch and at every halving of it, on 1 to
     # its planned GPUs, that fits; a schedule may run any of them (OOM retries halve the batch).
-    variants: list[list[list[tuple[float, float, float, SimJob]]]] = []
+    variants: list[list[list[tuple[float, float, float, float, SimJob]]]] = []
     for item in items:
         per_kind = []
         for device in kinds:
@@ -59,36 +60,36 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
                     if cost.peak_mem_gb <= device.total_mem_gb or (job.batch_size == 1 and gpus == item.gpus):
                         # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
                         noise = cost.load_s / load_seconds(job, device, warm=True)
-                        gap = (load_seconds(job, device, warm=False) - load_seconds(job, device, warm=True)) * noise
-                        options.append((cost.load_s + cost.runtime_s, cost.peak_mem_gb, gap, job))
+                        cold = load_seconds(job, device, warm=False) * noise
+                        options.append((cost.runtime_s, cost.load_s, cost.peak_mem_gb, cold, job))
                     if job.batch_size == 1:
                         break
                     job = job._replace(batch_size=job.batch_size // 2)
             per_kind.append(options)
         variants.append(per_kind)
-    smallest = [min(min(o[1] for o in v[k]) for v in variants) for k in range(len(kinds))]
+    smallest = [min(min(o[2] for o in v[k]) for v in variants) for k in range(len(kinds))]
     occupied: list[float] = []  # device-time
     paired: list[float] = []  # wall time at the best sharing
     alone: list[float] = []
-    cold_extra: dict[str, float] = {}
+    model_load: dict[str, float] = {}  # one cold load per model, at its cheapest
     for item, per_kind in zip(items, variants, strict=True):
-        best_occupied = best_paired = best_alone = extra = float("inf")
+        best_occupied = best_paired = best_alone = load = float("inf")
         for k, (device, options) in enumerate(zip(kinds, per_kind, strict=True)):
-            for work, peak, cold_gap, job in options:
+            for runtime, warm_load, peak, cold_load, job in options:
                 room = device.total_mem_gb - peak
                 sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
                 share = min(1.0, colocation_slowdown(job, device, sharing) / sharing) if job.gpus == 1 else 1.0
-                best_alone = min(best_alone, work)
-                best_occupied = min(best_occupied, work * share * job.gpus)
-                best_paired = min(best_paired, work * share)
-                extra = min(extra, cold_gap * share * job.gpus)
+                best_alone = min(best_alone, warm_load + runtime)
+                best_occupied = min(best_occupied, runtime * share * job.gpus)
+                best_paired = min(best_paired, (warm_load + runtime) * share)
+                load = min(load, cold_load * share * job.gpus)
         occupied.append(best_occupied)
         paired.append(best_paired)
         alone.append(best_alone)
-        cold_extra[item.model] = min(cold_extra.get(item.model, float("inf")), extra)
+        model_load[item.model] = min(model_load.get(item.model, float("inf")), load)
     g = len(devices)
     ranked = sorted(alone, reverse=True)
-    total = (sum(occupied) + sum(cold_extra.values())) / g
+    total = (sum(occupied) + sum(model_load.values())) / g
     pair = 0.0
     if len(occupied) > g:
         # Two of the G+1 longest share a device: side by side, or one after the other.

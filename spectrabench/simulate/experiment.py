@@ -32,6 +32,9 @@ class StrategyStats(BaseModel):
     makespan_h_p50: float
     ratio_to_lb_p50: float
     ratio_to_lb_p95: float
+    # Against the bound that credits no co-location: the best any schedule that shares no GPU can do.
+    ratio_to_whole_lb_p50: float
+    ratio_to_whole_lb_p95: float
     speedup_p50: float
     speedup_p5: float
     oom_total: int
@@ -91,12 +94,15 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
     truth = TruthConfig(noise=noise, outlier_rate=0.02 if outliers else 0.0)
     results: dict[str, list[SimResult]] = {s: [] for s in strategies}
     bounds: list[float] = []
+    whole_bounds: list[float] = []
     for seed in range(seeds):
         workload = build_workload(profile, devices[0], seed=seed, runtime_noise=noise, memory_noise=memory_noise,
                                   fit_margin=0.1)
         # One bound per workload, from its finest (model, task) items with one load per model: a strategy that
         # groups coarsely must not get an easier bound for it.
         bounds.append(lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth))
+        whole_bounds.append(lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth,
+                                        max_per_device=1))
         for strategy in strategies:
             results[strategy].append(_run(strategy, workload, devices, seed, truth))
     sequential = results.get("sequential")
@@ -108,6 +114,8 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
             strategy=strategy, seeds=seeds, makespan_h_p50=_p([r.makespan_s / 3600 for r in runs], 0.5),
             ratio_to_lb_p50=_p([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.5),
             ratio_to_lb_p95=_p([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.95),
+            ratio_to_whole_lb_p50=_p([r.makespan_s / b for r, b in zip(runs, whole_bounds, strict=True)], 0.5),
+            ratio_to_whole_lb_p95=_p([r.makespan_s / b for r, b in zip(runs, whole_bounds, strict=True)], 0.95),
             speedup_p50=_p(speedups, 0.5), speedup_p5=_p(speedups, 0.05), oom_total=sum(r.oom_count for r in runs),
             model_loads_p50=_p([float(r.model_loads) for r in runs], 0.5),
             utilisation_p50=_p([r.utilisation for r in runs], 0.5),

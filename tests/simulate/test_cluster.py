@@ -237,3 +237,22 @@ def test_a_sharded_item_runs_on_idle_devices_at_once_and_splits_its_weights() ->
     # A pool with too few cards never starts it.
     small_pool = simulate(work.items, work.jobs, parse_pool("2xL4-24GB"), DynamicLPT(n_devices=2), seed=1)
     assert set(small_pool.unplaced) == {i.key for i in sharded}
+
+
+def test_the_bound_counts_one_load_per_model_so_one_worker_per_model_never_beats_it() -> None:
+    from spectrabench.simulate.bound import lower_bound
+
+    # Short tasks make loads weigh: a bound that charged a load per (model, task) would exceed a run that loads
+    # each model once.
+    models = [m.name for m in EXTENDED.models if m.params_b <= 12][:4]
+    tasks = [t.name for t in EXTENDED.tasks][:8]
+    for pool in ("1xH100-80GB", "2xA100-80GB"):
+        finest = _pick(models, tasks, pool, seed=3, limit=5, runtime_noise=0.0, memory_noise=0.0)
+        grouped = group_by_model(finest)
+        truth = TruthConfig(noise=0.2, outlier_rate=0.0)
+        result = simulate(grouped.items, grouped.jobs, parse_pool(pool), FifoPolicy(colocate=False), seed=3,
+                          truth=truth, max_per_device=1)
+        bound = lower_bound(finest.items, lambda item, w=finest: w.jobs[item.key], parse_pool(pool), 3, truth=truth,
+                            max_per_device=1)
+        assert result.completed == len(grouped.items) and result.model_loads == len(models)
+        assert bound <= result.makespan_s, pool
