@@ -131,13 +131,19 @@ def forecast(plan: RunPlan, *, as_json: bool, outlook: PlanOutlook | None = None
 
 def _outlook(console: Console, outlook: PlanOutlook) -> None:
     by_device: dict[str, list[str]] = {d: [] for d in outlook.devices}
+    busy_until: dict[str, float] = {}
     for slot in outlook.schedule:
         tasks = ", ".join(slot.tasks) if len(slot.tasks) <= 2 else f"{len(slot.tasks)} tasks"
-        by_device.setdefault(slot.device, []).append(f"{slot.model} ({tasks}) {_hours(slot.start_s)}-"
-                                                     f"{_hours(slot.end_s)}")
+        # A job that starts while another still runs there shares the GPU: "&" instead of "->".
+        joiner = " & " if slot.start_s < busy_until.get(slot.device, 0.0) - 1e-6 else " -> "
+        busy_until[slot.device] = max(busy_until.get(slot.device, 0.0), slot.end_s)
+        text = f"{slot.model} ({tasks}) {_hours(slot.start_s)}-{_hours(slot.end_s)}"
+        order = by_device.setdefault(slot.device, [])
+        order.append(joiner + text if order else text)
     for device, order in by_device.items():
-        console.print(f"  {device}: " + (" -> ".join(order) if order else "idle"))
-    console.print(f"predicted makespan {_hours(outlook.makespan_s)} on {len(outlook.devices)} device(s); lower bound "
+        console.print(f"  {device}: " + ("".join(order) if order else "idle"))
+    bound = "lower bound without GPU sharing" if outlook.shares_gpus else "lower bound"
+    console.print(f"predicted makespan {_hours(outlook.makespan_s)} on {len(outlook.devices)} device(s); {bound} "
                   f"{_hours(outlook.lower_bound_s)} ({outlook.makespan_s / outlook.lower_bound_s:.2f}x LB); "
                   f"sequential (one (model, task) at a time) {_hours(outlook.sequential_s)}; "
                   f"speed-up {outlook.speedup:.2f}x" if outlook.lower_bound_s > 0 else "nothing to run")

@@ -250,4 +250,8 @@ def predicted_outlook(planned: RunPlan) -> PlanOutlook:
             pairs += [PairCost(model=job.job.model.name, load_s=forecast.load_s, runtime_s=task.runtime_s)
                       for task in forecast.tasks]
     slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
-    return plan_outlook(items, pairs, slots)
+    options = planned.options
+    # As `execution.dispatching` runs it: small models share GPUs in optimized mode on the local backend.
+    colocate = (options.mode == "optimized" and options.backend == "local" and options.gpus_per_job == 1
+                and bool(slots) and slots[0].kind == "cuda")
+    return plan_outlook(items, pairs, slots, colocate=colocate)

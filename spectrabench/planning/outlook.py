@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.schedule import WorkItem
-from spectrabench.planning.timeline import Pool, predicted_schedule
+from spectrabench.planning.timeline import Placement, Pool, predicted_schedule
 
 
 class PairCost(BaseModel):
@@ -48,6 +48,8 @@ class PlanOutlook(BaseModel):
     speedup: float
     schedule: list[Slot]
     unplaced: list[str]
+    # Small models may share GPUs in this schedule, which the bound (whole devices) does not credit.
+    shares_gpus: bool = False
 
 
 def lower_bound(pairs: Sequence[PairCost], n_devices: int) -> float:
@@ -71,8 +73,8 @@ def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: 
         items: The jobs as the dispatcher sees them, in plan order.
         pairs: Every (model, task) pair's own predicted cost, for the sequential time and the bound.
         devices: The pool (real devices, or a what-if pool from `simulate.specs.parse_pool`).
-        colocate: Let jobs share a GPU where the dispatcher finds it pays (the local executor runs one job per
-            device, so `plan` keeps this off to predict what `run` does).
+        colocate: Let jobs share a GPU where the dispatcher finds it pays, as an optimized run on the local
+            backend does.
     """
     policy = DynamicLPT(n_devices=len(devices), colocate=colocate)
     schedule = predicted_schedule(items, [Pool(d.id, d.total_mem_gb) for d in devices], policy)
@@ -85,4 +87,13 @@ def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: 
         speedup=sequential / schedule.makespan_s if schedule.makespan_s > 0 else float("nan"),
         schedule=[Slot(job_key=p.key, model=p.model, tasks=tasks[p.key], device=p.device_id, start_s=p.start_s,
                        end_s=p.end_s, gpus=gpus[p.key]) for p in schedule.placements],
-        unplaced=list(schedule.unplaced))
+        unplaced=list(schedule.unplaced), shares_gpus=colocate and _any_overlap(schedule.placements))
+
+
+def _any_overlap(placements: Sequence[Placement]) -> bool:
+    """Whether two jobs run on one device at the same time anywhere in the schedule."""
+    by_device: dict[str, list[tuple[float, float]]] = {}
+    for p in placements:
+        by_device.setdefault(p.device_id, []).append((p.start_s, p.end_s))
+    return any(later[0] < earlier[1] - 1e-9 for spans in by_device.values()
+               for earlier, later in zip(sorted(spans), sorted(spans)[1:], strict=False))

@@ -28,7 +28,8 @@ def test_what_if_plan_on_eight_h100s(tmp_path: Path, data_dir: Path) -> None:
     assert outlook["lower_bound_s"] <= outlook["makespan_s"] * (1 + 1e-9)
     assert outlook["speedup"] == pytest.approx(outlook["sequential_s"] / outlook["makespan_s"])
     assert 1 < outlook["speedup"] <= 8
-    # No device runs two jobs at once in the predicted schedule (run keeps one job per device).
+    # Nothing shares a GPU here (sharing pays only while the queue outlasts the shared jobs): one job per device.
+    assert not outlook["shares_gpus"]
     for device in outlook["devices"]:
         slots = sorted((s["start_s"], s["end_s"]) for s in outlook["schedule"] if s["device"] == device)
         assert all(a_end <= b_start + 1e-6 for (_, a_end), (b_start, _) in itertools.pairwise(slots))
@@ -135,3 +136,16 @@ def test_a_gpu_memory_limit_sizes_batches_within_it_and_reaches_the_worker(data_
             assert (ref.batch_size or 0) <= batches[planned.job.model.name, ref.name]
             smaller += (ref.batch_size or 0) < batches[planned.job.model.name, ref.name]
     assert smaller, "some task runs a smaller batch within 40 GB than on the whole card"
+
+
+def test_small_models_share_a_gpu_in_the_optimized_plan_only(data_dir: Path) -> None:
+    shared = run_cli("plan", "--profile", "smoke", "--devices", "1xH100-80GB", "--limit", "8")
+    assert shared.code == 0, shared.stderr
+    assert " & " in shared.stdout and "lower bound without GPU sharing" in shared.stdout
+    outlook = json.loads(run_cli("plan", "--profile", "smoke", "--devices", "1xH100-80GB", "--limit", "8",
+                                 "--json").stdout)["outlook"]
+    slots = sorted((s["start_s"], s["end_s"]) for s in outlook["schedule"])
+    assert outlook["shares_gpus"] and any(b < a_end for (_, a_end), (b, _) in itertools.pairwise(slots))
+    # The traditional modes run one job per device.
+    alone = run_cli("plan", "--profile", "smoke", "--devices", "1xH100-80GB", "--limit", "8", "--mode", "parallel")
+    assert alone.code == 0 and " & " not in alone.stdout and "without GPU sharing" not in alone.stdout
