@@ -1,4 +1,5 @@
-"""The predicted schedule of `plan --gantt` as a PNG: one lane per device, one bar per job, coloured by model."""
+"""The predicted schedule of `plan --gantt` as a PNG: one lane per device (split in rows where jobs share it), one
+bar per job, coloured by model."""
 
 from __future__ import annotations
 
@@ -28,13 +29,18 @@ def write_plan_gantt(outlook: PlanOutlook, path: Path, *, title: str) -> None:
     hours = max(outlook.makespan_s / 3600, 1e-9)
     fig = Figure(figsize=(11, 1.4 + 0.45 * len(lanes)), layout="constrained")
     ax = fig.subplots()
-    for slot in outlook.schedule:
+    rows, row_count = _rows(outlook)
+    for index, slot in enumerate(outlook.schedule):
         start, width = slot.start_s / 3600, (slot.end_s - slot.start_s) / 3600
-        ax.barh(lanes[slot.device], width, left=start, height=0.8, color=colours[slot.model], edgecolor="white")
+        # Jobs sharing a GPU split its lane: each on a row of its own, so neither hides the other.
+        height = 0.8 / row_count[slot.device]
+        y = lanes[slot.device] - 0.4 + (rows[index] + 0.5) * height
+        ax.barh(y, width, left=start, height=height, color=colours[slot.model], edgecolor="white")
         if width / hours > 0.08:
-            ax.text(start + width / 2, lanes[slot.device], slot.model, ha="center", va="center", fontsize=7,
+            ax.text(start + width / 2, y, slot.model, ha="center", va="center", fontsize=7,
                     color="white", clip_on=True)
-    ax.axvline(outlook.lower_bound_s / 3600, color="black", linestyle="--", linewidth=1, label="lower bound")
+    bound = "lower bound without GPU sharing" if outlook.shares_gpus else "lower bound"
+    ax.axvline(outlook.lower_bound_s / 3600, color="black", linestyle="--", linewidth=1, label=bound)
     ax.set_yticks(list(lanes.values()), list(lanes))
     ax.invert_yaxis()
     ax.set_xlabel("hours from start (predicted)")
@@ -49,3 +55,19 @@ def write_plan_gantt(outlook: PlanOutlook, path: Path, *, title: str) -> None:
     except OSError as exc:
         raise UserError(f"cannot write --gantt {path}: {exc.strerror or exc}",
                         hint="choose a writable file") from None
+
+
+def _rows(outlook: PlanOutlook) -> tuple[list[int], dict[str, int]]:
+    """Each slot's row within its device's lane (the lowest free when it starts), and each device's row count."""
+    ends: dict[str, list[float]] = {}
+    rows = [0] * len(outlook.schedule)
+    for index in sorted(range(len(outlook.schedule)), key=lambda i: outlook.schedule[i].start_s):
+        slot = outlook.schedule[index]
+        lane = ends.setdefault(slot.device, [])
+        row = next((r for r, end in enumerate(lane) if end <= slot.start_s + 1e-9), len(lane))
+        if row == len(lane):
+            lane.append(slot.end_s)
+        else:
+            lane[row] = slot.end_s
+        rows[index] = row
+    return rows, {device: max(1, len(ends.get(device, []))) for device in outlook.devices}
