@@ -37,7 +37,6 @@ from spectrabench.store.history import AttemptRecord, History
 @dataclass
 class _JobState:
     job: Job
-    ordinal: int
     todo: list[TaskRef]
     batch_size: int
     attempt: int = 0
@@ -59,7 +58,6 @@ class _Run:
         self.retries = 0
         self.in_flight: dict[str, _JobState] = {}
         self._attempt_dirs: dict[str, tuple[Path, float]] = {}  # in-flight key -> (attempt folder, wall start)
-        self._next_ordinal = len(plan.jobs) + 1  # tails moved off running jobs come after the plan's jobs
         self.tail_moves = 0
         # model name -> why it cannot be loaded; its jobs then fail at once, without starting a worker
         self.unavailable = unreachable_models(plan.profile.models, settings)
@@ -71,10 +69,10 @@ class _Run:
         completed = set() if self.plan.options.force else self.history.completed_task_keys(keys)
         queue: deque[_JobState] = deque()
         with self.history.session():  # one connection for a burst of small writes
-            for ordinal, planned in enumerate(self.plan.jobs, start=1):
+            for planned in self.plan.jobs:
                 job = planned.job
                 todo = [ref for ref in job.tasks if ref.task_key not in completed]
-                state = _JobState(job, ordinal, todo, job.batch_size)
+                state = _JobState(job, todo, job.batch_size)
                 if not todo:
                     self._finish_job(state, "reused")
                 elif job.model.name in self.unavailable:
@@ -102,6 +100,14 @@ class _Run:
             return None  # rules alone are too rough to kill a job on
         return max(300.0, self.settings.timeout_factor * forecast.runtime_s)
 
+    def _places(self, job: Job) -> dict[str, int]:
+        """Each task's (model, task) position in the profile: model index x 1000 + task index."""
+        models = [m.name for m in self.plan.profile.models]
+        tasks = [t.name for t in self.plan.profile.tasks]
+        model = models.index(job.model.name) if job.model.name in models else len(models)
+        return {ref.name: model * 1000 + (tasks.index(ref.name) if ref.name in tasks else len(tasks))
+                for ref in job.tasks}
+
     def _features(self, job: Job, task: str, batch_size: int, co_located: int = 1) -> dict[str, Any] | None:
         forecast = self.plan.forecasts.get(job.job_key)
         for item in forecast.tasks if forecast else []:
@@ -115,7 +121,7 @@ class _Run:
         run_id, devices = self.plan.run_id, self.plan.devices_label
         self.history.record_job(run_id, state.job, status=outcome, devices=devices,
                                 prediction=self._prediction(state.job))
-        self.history.record_run_tasks(run_id, state.job, self._statuses(state, outcome), state.ordinal)
+        self.history.record_run_tasks(run_id, state.job, self._statuses(state, outcome), self._places(state.job))
         self.counts[outcome] += 1
         self.observer.job_done(state.job, outcome, None)
 
@@ -124,7 +130,8 @@ class _Run:
                              tasks=[ref.name for ref in state.todo], kind=kind, message=message, log_path=log_path)
         self.history.record_job(self.plan.run_id, state.job, status="failed", devices=self.plan.devices_label,
                                 error_kind=kind, error=message, prediction=self._prediction(state.job))
-        self.history.record_run_tasks(self.plan.run_id, state.job, self._statuses(state, "failed"), state.ordinal)
+        self.history.record_run_tasks(self.plan.run_id, state.job, self._statuses(state, "failed"),
+                                      self._places(state.job))
         self.counts["failed"] += 1
         self.failures.append(failure)
         self.observer.job_done(state.job, "failed", failure)
@@ -215,8 +222,7 @@ class _Run:
             self.plan.forecasts[tail.job_key] = forecast.model_copy(update={
                 "job_key": tail.job_key, "tasks": parts,
                 "runtime_s": forecast.load_s + sum(t.runtime_s for t in parts)})
-        tail_state = _JobState(tail, self._next_ordinal, list(moved), state.batch_size)
-        self._next_ordinal += 1
+        tail_state = _JobState(tail, list(moved), state.batch_size)
         self.tail_moves += 1
         self.submit(tail_state, devices)
         return tail_state

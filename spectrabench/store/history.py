@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,14 +96,16 @@ class History:
                          json.dumps({t.name: t.shots for t in job.tasks}), job.batch_size, devices,
                          runtime_s, mem_gb, stage, status, error_kind, error])
 
-    def record_run_tasks(self, run_id: str, job: Job, statuses: dict[str, str], ordinal: int = 0) -> None:
-        """Record the status of each (model, task) pair of `job` within this run, at its place in the profile."""
+    def record_run_tasks(self, run_id: str, job: Job, statuses: dict[str, str], places: Mapping[str, int]) -> None:
+        """Record the status of each (model, task) pair of `job` within this run, at its place in the profile
+        (`places`: task name -> its pair's position, so reports list pairs as the profile does, whatever order
+        the workers ran them in)."""
         with self._transaction() as con:
-            for offset, ref in enumerate(job.tasks):
+            for ref in job.tasks:
                 con.execute("DELETE FROM run_tasks WHERE run_id = ? AND task_key = ?", [run_id, ref.task_key])
                 con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [run_id, ref.task_key, job.job_key, job.model.name, ref.name, statuses[ref.name],
-                             ordinal * 1000 + offset])
+                             places[ref.name]])
 
     def start_attempt(self, run_id: str, job_key: str, attempt: int, *, batch_size: int, tasks: list[str],
                       devices: str, started_at: float, log_path: str) -> None:

@@ -56,6 +56,10 @@ def test_run_records_everything_then_resumes_then_forces(tmp_path: Path, data_di
     assert all(runtime > 0 for _, _, runtime in per_task)
     assert sample_docs == [("sb_facts", 3), ("sb_ko", 3)]
 
+    # Whatever order the worker ran them in (longest first), the leaderboard lists tasks as the profile does.
+    md = run_cli("report", "--format", "md").stdout
+    assert "| model | sb_facts | sb_ko |" in md, md
+
     second = run_cli("run", "--profile", profile)
     assert second.code == 0, second.stderr[-3000:]
     assert "all jobs are complete; no worker started" in second.stderr
