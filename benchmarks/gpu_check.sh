@@ -6,7 +6,8 @@
 #      SPECTRABENCH_GPU_MEMORY_LIMIT_GB setting) and an explicit batch too large for it, then the halving retry;
 #   3. the monitor's measured peak memory next to torch's own figure (max_memory_allocated) per attempt;
 #   4. the optimized mode on the GPU: the batch planned for each task from its predicted peak, and the batch each
-#      task really ran at inside its grouped worker;
+#      task really ran at inside its grouped worker; small models may share the card (co-location): each attempt's
+#      start, end and measured peak show which ran side by side;
 #   5. `compare` on the GPU: baseline then optimized, wall times and score parity (skipped with COMPARE=0).
 # Needs: python3 with torch (CUDA), and spectrabench's dependencies (lm-eval, transformers, duckdb, typer, ...).
 # Where the SmolLM2 package (94 MB) is not installed, the smoke profile's three tiny Llamas run alone: they are
@@ -103,6 +104,15 @@ for spec_file in sorted((data / "results" / run_id).glob("*/attempt-*/spec.json"
         print(f"{spec_file.parent.parent.name[:40] + '/' + spec_file.parent.name:<48} {task['name']:<14} "
               f"{task.get('batch_size') or spec['batch_size']:>7} {ran.get('batch_size', '-'):>5} "
               f"{ran.get('seconds', 0):>8.2f}")
+# Attempts side by side on one card overlap in time; each peak is its own process's (NVML per process).
+print(f"{'job':<18} {'device':<8} {'start s':>8} {'end s':>8} {'peak GB':>8}")
+rows = con.execute("""SELECT j.model, a.devices, a.started_at, a.finished_at, a.peak_mem_gb
+                      FROM attempts a JOIN jobs j USING (job_key, run_id) WHERE a.run_id = ?
+                      ORDER BY a.started_at""", [run_id]).fetchall()
+t0 = min(r[2] for r in rows)
+for model, devices, started, finished, peak in rows:
+    print(f"{model:<18} {devices:<8} {(started - t0).total_seconds():>8.1f} "
+          f"{(finished - t0).total_seconds() if finished else float('nan'):>8.1f} {peak or 0:>8.2f}")
 PY
 
 if [ "${COMPARE:-1}" = 1 ]; then
