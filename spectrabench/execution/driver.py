@@ -41,6 +41,7 @@ class _JobState:
     batch_size: int
     attempt: int = 0
     co_located: int = 1  # attempts on its GPU when the latest attempt started, itself included
+    solo: bool = False  # ran out of memory beside other jobs: from then on it runs alone
     failed_kinds: list[ErrorKind] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
 
@@ -58,6 +59,8 @@ class _Run:
         self.retries = 0
         self.in_flight: dict[str, _JobState] = {}
         self._attempt_dirs: dict[str, tuple[Path, float]] = {}  # in-flight key -> (attempt folder, wall start)
+        self._placed: dict[str, frozenset[str]] = {}  # in-flight key -> its device ids
+        self._beside_others: set[str] = set()  # in-flight keys that shared a device with another attempt
         self.tail_moves = 0
         # model name -> why it cannot be loaded; its jobs then fail at once, without starting a worker
         self.unavailable = unreachable_models(plan.profile.models, settings)
@@ -143,7 +146,7 @@ class _Run:
     def item_for(self, state: _JobState) -> WorkItem:
         """The dispatcher's view of a queued job: its forecast, scaled to the tasks it still has to run."""
         forecast = self.plan.forecasts.get(state.job.job_key)
-        item = work_item(state.job, forecast)
+        item = work_item(state.job, forecast).model_copy(update={"shareable": not state.solo})
         if forecast is None or len(state.todo) == len(state.job.tasks):
             return item
         left = {ref.name for ref in state.todo}
@@ -168,6 +171,11 @@ class _Run:
                                    devices=",".join(d.id for d in devices),
                                    started_at=time.time(), log_path=str(spec.out_dir))
         self.in_flight[key] = state
+        ids = frozenset(d.id for d in devices)
+        neighbours = [other for other, taken in self._placed.items() if taken & ids]
+        if neighbours:
+            self._beside_others.update([key, *neighbours])
+        self._placed[key] = ids
         self.executor.submit(AttemptRequest(key=key, spec=spec, devices=devices,
                                             timeout_s=self._timeout(state.job), shared=shared))
         self.observer.attempt_started(state.job, state.attempt, devices, state.batch_size)
@@ -231,6 +239,9 @@ class _Run:
         """Record a finished attempt; return the job's state when it should be retried."""
         state = self.in_flight.pop(result.request.key)
         self._attempt_dirs.pop(result.request.key, None)
+        self._placed.pop(result.request.key, None)
+        beside_others = result.request.key in self._beside_others
+        self._beside_others.discard(result.request.key)
         outcome = result.outcome
         bad = self._store_finished_tasks(state, result)
         kind, message = outcome.error_kind, outcome.error
@@ -259,10 +270,13 @@ class _Run:
             self.unavailable[state.job.model.name] = f"{message} (first seen in job {state.job.job_key})"
         # The task it died in is the first one left: its batch is what an OOM retry halves (and caps the rest by).
         batch = state.todo[0].batch_under(state.batch_size) if state.todo else state.batch_size
-        decision = decide_retry(kind, batch, state.failed_kinds, self.plan.options.max_retries)
+        decision = decide_retry(kind, batch, state.failed_kinds, self.plan.options.max_retries,
+                                beside_others=beside_others and not state.solo)
         state.failed_kinds.append(kind)
         if decision.retry and state.todo:
-            if kind is ErrorKind.OOM:  # other retries keep the cap: only an OOM says the batch was too big
+            if kind is ErrorKind.OOM and beside_others and not state.solo:
+                state.solo = True  # the same batch, alone: its neighbours may have taken the memory
+            elif kind is ErrorKind.OOM:  # other retries keep the cap: only an OOM says the batch was too big
                 state.batch_size = decision.batch_size
             self.retries += 1
             self.observer.retrying(state.job, decision.reason)

@@ -20,7 +20,7 @@ class RetryDecision(NamedTuple):
 
 
 def decide_retry(kind: ErrorKind, batch_size: int, earlier_kinds: Sequence[ErrorKind],
-                 max_retries: int = 2) -> RetryDecision:
+                 max_retries: int = 2, *, beside_others: bool = False) -> RetryDecision:
     """Decide what follows a failed attempt.
 
     Args:
@@ -28,13 +28,19 @@ def decide_retry(kind: ErrorKind, batch_size: int, earlier_kinds: Sequence[Error
         batch_size: The batch size it ran with.
         earlier_kinds: Error kinds of the job's earlier failed attempts (not including this one).
         max_retries: Retries allowed for crashes and bad output together.
+        beside_others: The attempt shared its GPU with other jobs at some point (co-location).
 
-    oom halves the batch down to 1 (those retries are bounded by the halving, not by max_retries); a timeout is
-    retried once; crash and bad_output up to max_retries; unavailable and bad_task never.
+    oom halves the batch down to 1 (those retries are bounded by the halving, not by max_retries), except that an
+    attempt that shared its GPU is first retried alone at the same batch: its neighbours may have taken the memory
+    (the caller then never lets it share again, so this happens once); a timeout is retried once; crash and
+    bad_output up to max_retries; unavailable and bad_task never.
     """
     if kind in FINAL_KINDS:
         return RetryDecision(False, batch_size, f"{kind.value} is not retried")
     if kind is ErrorKind.OOM:
+        if beside_others:
+            return RetryDecision(True, batch_size, f"out of memory at batch {batch_size} beside other jobs on its "
+                                                   "GPU: retrying alone")
         if batch_size <= 1:
             return RetryDecision(False, batch_size, "out of memory at batch size 1")
         return RetryDecision(True, max(1, batch_size // 2), f"out of memory at batch {batch_size}: halving")

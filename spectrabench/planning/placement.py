@@ -135,8 +135,9 @@ def fits(slot: SlotState, item: WorkItem, margin_gb: float) -> bool:
 
 
 def can_share(item: WorkItem) -> bool:
-    """Whether `item` may share a GPU at all: small enough to leave compute idle, and on a single device."""
-    return item.gpus == 1 and item.params_b <= SMALL_MODEL_B
+    """Whether `item` may share a GPU at all: small enough to leave compute idle, on a single device, and not
+    barred from sharing (`WorkItem.shareable`)."""
+    return item.shareable and item.gpus == 1 and item.params_b <= SMALL_MODEL_B
 
 
 def predicted_length_s(item: WorkItem) -> float:

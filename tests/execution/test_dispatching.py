@@ -84,7 +84,9 @@ class _SharingExecutor(_Executor):
 
 
 class _Run:
-    def __init__(self, jobs: list[Job], *, params_b: float = 7.0, mem_gb: float = 10.0, share: bool = False) -> None:
+    def __init__(self, jobs: list[Job], *, params_b: float = 7.0, mem_gb: float = 10.0, share: bool = False,
+                 shareable: bool = True) -> None:
+        self.shareable = shareable
         self.mem_gb = {job.job_key: mem_gb * job.gpus for job in jobs}
         self.executor = _SharingExecutor(self.mem_gb) if share else _Executor()
         self.unavailable: dict[str, str] = {}
@@ -109,7 +111,7 @@ class _Run:
         job = state.job
         return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=self.params_b,
                         gpus=job.gpus, predicted_runtime_s=self.lengths[job.job_key], predicted_load_s=1.0,
-                        predicted_mem_gb=self.mem_gb[job.job_key])
+                        predicted_mem_gb=self.mem_gb[job.job_key], shareable=self.shareable)
 
     def running_jobs(self) -> list[Any]:
         return []
@@ -150,9 +152,9 @@ def _single_gpu_jobs(n: int) -> list[Job]:
     return jobs
 
 
-def _run_small(*, share: bool, params_b: float, mem_gb: float) -> _Run:
+def _run_small(*, share: bool, params_b: float, mem_gb: float, shareable: bool = True) -> _Run:
     jobs = _single_gpu_jobs(12)
-    run = _Run(jobs, params_b=params_b, mem_gb=mem_gb, share=share)
+    run = _Run(jobs, params_b=params_b, mem_gb=mem_gb, share=share, shareable=shareable)
     run_queue(run, deque(SimpleNamespace(job=job) for job in jobs), 1, longest_first=True)  # type: ignore[arg-type]
     assert {key for key, _ in run.executor.started} == {job.job_key for job in jobs}
     return run
@@ -163,8 +165,9 @@ def test_small_models_share_a_gpu_within_their_predicted_memory() -> None:
     assert isinstance(run.executor, _SharingExecutor) and run.executor.most_sharing >= 2
 
 
-def test_no_sharing_for_large_models_full_cards_or_executors_that_cannot() -> None:
-    for share, params_b, mem_gb in ((True, 7.0, 6.0), (True, 1.5, 15.0), (False, 1.5, 6.0)):
-        run = _run_small(share=share, params_b=params_b, mem_gb=mem_gb)
+def test_no_sharing_for_large_models_full_cards_executors_that_cannot_or_jobs_barred_from_it() -> None:
+    cases = ((True, 7.0, 6.0, True), (True, 1.5, 15.0, True), (False, 1.5, 6.0, True), (True, 1.5, 6.0, False))
+    for share, params_b, mem_gb, shareable in cases:
+        run = _run_small(share=share, params_b=params_b, mem_gb=mem_gb, shareable=shareable)
         most = run.executor.most_sharing if isinstance(run.executor, _SharingExecutor) else 1
-        assert most == 1, (share, params_b, mem_gb)
+        assert most == 1, (share, params_b, mem_gb, shareable)

@@ -44,3 +44,12 @@ def test_classification_of_exceptions() -> None:
     assert classify_exception(ValueError("Unrecognized model in /x"), "load") is K.UNAVAILABLE
     assert classify_exception(KeyError("no_such_task"), "task") is K.BAD_TASK
     assert classify_exception(RuntimeError("boom"), "task") is K.CRASH
+
+
+def test_an_oom_beside_other_jobs_is_retried_alone_at_the_same_batch_first() -> None:
+    decision = decide_retry(K.OOM, 16, [], beside_others=True)
+    assert decision.retry and decision.batch_size == 16 and "alone" in decision.reason
+    # Alone, the next OOM halves as usual.
+    assert decide_retry(K.OOM, 16, [K.OOM]).batch_size == 8
+    # Only memory is about neighbours: a crash beside others counts as any crash.
+    assert not decide_retry(K.CRASH, 16, [K.CRASH, K.CRASH], beside_others=True).retry
