@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spectrabench.errors import UserError
 
 
 class Settings(BaseSettings):
@@ -54,3 +56,19 @@ class Settings(BaseSettings):
     def profiles_root(self) -> Path:
         """The folder that profile names refer to (the repository's `profiles/` by default)."""
         return self.profiles_dir or Path(__file__).resolve().parent.parent / "profiles"
+
+
+def load_settings() -> Settings:
+    """The Settings of this process, from `SPECTRABENCH_*` variables and `.env`.
+
+    Raises:
+        UserError: A variable holds a value the setting cannot take (one line, naming the variable).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        variable = "HF_TOKEN" if field == "hf_token" else f"SPECTRABENCH_{field.upper()}"
+        raise UserError(f"{variable}={error.get('input')!r}: {error['msg'].lower()}",
+                        hint=f"fix or unset {variable}") from None

@@ -26,10 +26,10 @@ def predictor(profile: str = typer.Option("", "--profile", "-p", help="Take stag
     from spectrabench.cli import render
     from spectrabench.errors import UserError
     from spectrabench.profiles import SchedulerConfig, load_profile
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
     from spectrabench.training import train_predictor
 
-    settings = Settings()
+    settings = load_settings()
     if not settings.db_file.exists():
         raise UserError(f"no store at {settings.db_file}", hint="run `spectrabench run --profile smoke` first")
     cfg = load_profile(profile, settings).scheduler if profile else SchedulerConfig()
@@ -79,7 +79,7 @@ def limit(epsilon: float = typer.Option(0.02, "--epsilon", help="Tolerated absol
     from spectrabench.errors import UserError
     from spectrabench.experiments import limits as phase1
     from spectrabench.experiments.plots import convergence_figure
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
     from spectrabench.store.experiment_queries import limit_samples
 
     if not 0 < epsilon < 1:
@@ -89,7 +89,7 @@ def limit(epsilon: float = typer.Option(0.02, "--epsilon", help="Tolerated absol
     if replicates < 100:
         raise UserError(f"--replicates must be at least 100, got {replicates}",
                         hint="95% intervals need a few hundred resamples or more")
-    settings = Settings()
+    settings = load_settings()
     if not settings.db_file.exists():
         raise UserError(f"no store at {settings.db_file}", hint="run `make phase1`, or `spectrabench run --profile "
                         "phase1` to evaluate every document first")
@@ -162,9 +162,9 @@ def thresholds(simulated: bool = typer.Option(False, "--simulated",
     from spectrabench.experiments import thresholds as phase2
     from spectrabench.experiments.plots import learning_curve_figure
     from spectrabench.profiles import SchedulerConfig, load_profile
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     base = load_profile(profile, settings).scheduler if profile else SchedulerConfig()
     if simulated:
         from spectrabench.simulate.specs import parse_pool

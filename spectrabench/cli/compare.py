@@ -30,13 +30,13 @@ def compare(profile: ProfileOpt, limit: LimitOpt = None, devices: DevicesOpt = "
     from spectrabench.execution.comparison import run_compare
     from spectrabench.execution.runplan import RunOptions
     from spectrabench.profiles import load_profile
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
 
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be positive, got {limit}", hint="use --limit 1 or more")
     if max_retries < 0:
         raise UserError(f"--max-retries must be 0 or more, got {max_retries}", hint="use --max-retries 0")
-    settings = Settings()
+    settings = load_settings()
     loaded = load_profile(profile, settings)
     options = RunOptions(limit=limit, devices=devices, max_retries=max_retries)
     with contextlib.redirect_stdout(sys.stderr):
@@ -49,7 +49,7 @@ def compare(profile: ProfileOpt, limit: LimitOpt = None, devices: DevicesOpt = "
 def _simulated(profile: str, devices: str, seeds: int, noise: float, as_json: bool) -> None:
     from spectrabench.cli import render
     from spectrabench.profiles import load_profile
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
     from spectrabench.simulate.experiment import compare_strategies
     from spectrabench.simulate.specs import parse_pool
 
@@ -57,6 +57,6 @@ def _simulated(profile: str, devices: str, seeds: int, noise: float, as_json: bo
         raise UserError(f"--seeds must be 1 or more, got {seeds}", hint="use --seeds 20")
     if not 0 <= noise <= 2:
         raise UserError(f"--noise must be between 0 and 2, got {noise:g}", hint="use e.g. --noise 0.2")
-    loaded = load_profile(profile, Settings())
+    loaded = load_profile(profile, load_settings())
     stats = compare_strategies(loaded, parse_pool(devices), seeds=seeds, noise=noise)
     render.strategies(loaded.name, devices, seeds, noise, stats, as_json=as_json)

@@ -36,7 +36,7 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized
     from spectrabench.execution.backends import check_backend
     from spectrabench.execution.runplan import MODES, RunOptions, plan_run, predicted_outlook
     from spectrabench.profiles import load_profile
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
 
     for value, option in ((limit, "--limit"), (batch_size, "--batch-size")):
         if value is not None and value <= 0:
@@ -44,7 +44,7 @@ def plan(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized
     if mode not in MODES:
         raise UserError(f"unknown mode '{mode}'", hint=did_you_mean(mode, MODES, "modes"))
     check_backend(backend)
-    settings = Settings()
+    settings = load_settings()
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
                          backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job)  # type: ignore[arg-type]
     # Ray prints what its raylets report on the driver's stdout: keep stdout for --json.

@@ -48,12 +48,12 @@ def report(run: RunOpt = "latest", fmt: ReportFormatOpt = "table", out: ReportOu
            plots: PlotsOpt = None) -> None:
     """Show the model x task leaderboard of a run (default: the latest); md, json and html add the timeline,
     predictions, attempts, resources and the baseline-vs-optimized comparison."""
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
     from spectrabench.store.queries import resolve_run_id
 
     # Every path is checked before the store is read: a bad --out costs nothing and writes nothing.
     _check_options(fmt, out, plots)
-    db = Settings().db_file
+    db = load_settings().db_file
     run_id = resolve_run_id(db, run)
     if fmt in ("table", "csv"):
         _leaderboard_only(db, run_id, fmt, out)

@@ -44,7 +44,7 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized"
     from spectrabench.execution.driver import execute_run
     from spectrabench.execution.runplan import MODES, RunOptions, plan_run
     from spectrabench.profiles import load_profile
-    from spectrabench.settings import Settings
+    from spectrabench.settings import load_settings
     from spectrabench.simulate.specs import is_pool
 
     _positive(limit, "--limit")
@@ -64,7 +64,7 @@ def run(profile: ProfileOpt, limit: LimitOpt = None, mode: ModeOpt = "optimized"
         raise UserError(f"--devices {devices} is a what-if pool, not devices of this machine",
                         hint=f"plan for it with `spectrabench plan --profile {profile} --devices {devices}`; "
                              "run with auto, cpu:N, cuda or cuda:0,1")
-    settings = Settings()
+    settings = load_settings()
     options = RunOptions(mode=mode, limit=limit, batch_size=batch_size, devices=devices,  # type: ignore[arg-type]
                          force=force, job_timeout_s=job_timeout, max_retries=max_retries,
                          backend=backend, ray_address=ray_address, gpus_per_job=gpus_per_job,  # type: ignore[arg-type]

@@ -131,3 +131,17 @@ def test_report_unknown_format(data_dir: Path) -> None:
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     result = run_cli("run", "--profile", "smokee", env={"SPECTRABENCH_DEBUG": "1"})
     assert result.code != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(("variable", "value", "needle"), [
+    ("SPECTRABENCH_GPU_MEMORY_LIMIT_GB", "-1", "greater than 0"),
+    ("SPECTRABENCH_MEMORY_MARGIN", "2", "less than 1"),
+    ("SPECTRABENCH_TIMEOUT_FACTOR", "abc", "valid number"),
+])
+def test_a_bad_setting_in_the_environment_is_one_line(data_dir: Path, variable: str, value: str,
+                                                      needle: str) -> None:
+    result = run_cli("plan", "--profile", "smoke", env={variable: value})
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"spectrabench: error: {variable}=") and needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not data_dir.exists()
