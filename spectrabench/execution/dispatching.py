@@ -50,10 +50,8 @@ class RunLoop(Protocol[S]):
         """Attempts running, by key."""
         ...
 
-    def submit(self, state: S, devices: tuple[DeviceSpec, ...], *, shared: bool = False,
-               co_located: int = 1) -> None:
-        """Start the next attempt of `state` on `devices` (`shared`: it may run beside others on its GPU, where
-        `co_located` attempts now run, itself included)."""
+    def submit(self, state: S, devices: tuple[DeviceSpec, ...], *, shared: bool = False) -> None:
+        """Start the next attempt of `state` on `devices` (`shared`: it may run beside others on its GPU)."""
         ...
 
     def handle(self, result: AttemptResult) -> S | None:
@@ -129,8 +127,7 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
                 run.fail_unavailable(state)
                 continue
             chosen = chosen or tuple(free[:_need(state.job, need, on_gpu)])
-            run.submit(state, chosen, shared=colocate and can_share(items[state.job.job_key]),
-                       co_located=1 + len(occupants[chosen[0].id]))
+            run.submit(state, chosen, shared=colocate and can_share(items[state.job.job_key]))
             for device in chosen:
                 occupants[device.id].append(state.job.job_key)
                 last_model[device.id] = state.job.model.name

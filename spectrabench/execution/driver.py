@@ -155,12 +155,9 @@ class _Run:
                                        "predicted_runtime_s": runtime})
 
     # -- attempts --------------------------------------------------------------------------------------------
-    def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...], *, shared: bool = False,
-               co_located: int = 1) -> None:
-        """Start the next attempt of `state` on `devices` (`shared`: it may run beside others on its GPU, where
-        `co_located` attempts now run, itself included)."""
+    def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...], *, shared: bool = False) -> None:
+        """Start the next attempt of `state` on `devices` (`shared`: it may run beside others on its GPU)."""
         state.attempt += 1
-        state.co_located = co_located
         self.attempts += 1
         spec = attempt_spec(self.plan, state.job, state.attempt, tuple(state.todo), state.batch_size, devices,
                             self.settings)
@@ -173,6 +170,7 @@ class _Run:
         self.in_flight[key] = state
         ids = frozenset(d.id for d in devices)
         neighbours = [other for other, taken in self._placed.items() if taken & ids]
+        state.co_located = 1 + len(neighbours)
         if neighbours:
             self._beside_others.update([key, *neighbours])
         self._placed[key] = ids

@@ -87,13 +87,23 @@ def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: 
         speedup=sequential / schedule.makespan_s if schedule.makespan_s > 0 else float("nan"),
         schedule=[Slot(job_key=p.key, model=p.model, tasks=tasks[p.key], device=p.device_id, start_s=p.start_s,
                        end_s=p.end_s, gpus=gpus[p.key]) for p in schedule.placements],
-        unplaced=list(schedule.unplaced), shares_gpus=colocate and _any_overlap(schedule.placements))
+        unplaced=list(schedule.unplaced),
+        shares_gpus=colocate and any(device_rows(schedule.placements)))
 
 
-def _any_overlap(placements: Sequence[Placement]) -> bool:
-    """Whether two jobs run on one device at the same time anywhere in the schedule."""
-    by_device: dict[str, list[tuple[float, float]]] = {}
-    for p in placements:
-        by_device.setdefault(p.device_id, []).append((p.start_s, p.end_s))
-    return any(later[0] < earlier[1] - 1e-9 for spans in by_device.values()
-               for earlier, later in zip(sorted(spans), sorted(spans)[1:], strict=False))
+def device_rows(placements: Sequence[Placement | Slot]) -> list[int]:
+    """Each placement's row on its device: 0, or the lowest row free when it starts while others still run there
+    (1 and up only for jobs that share a GPU)."""
+    ends: dict[str, list[float]] = {}
+    rows = [0] * len(placements)
+    for index in sorted(range(len(placements)), key=lambda i: placements[i].start_s):
+        placement = placements[index]
+        device = placement.device_id if isinstance(placement, Placement) else placement.device
+        lane = ends.setdefault(device, [])
+        row = next((r for r, end in enumerate(lane) if end <= placement.start_s + 1e-9), len(lane))
+        if row == len(lane):
+            lane.append(placement.end_s)
+        else:
+            lane[row] = placement.end_s
+        rows[index] = row
+    return rows

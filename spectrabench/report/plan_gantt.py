@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from spectrabench.errors import UserError
-from spectrabench.planning.outlook import PlanOutlook
+from spectrabench.planning.outlook import PlanOutlook, device_rows
 
 
 def write_plan_gantt(outlook: PlanOutlook, path: Path, *, title: str) -> None:
@@ -29,7 +29,9 @@ def write_plan_gantt(outlook: PlanOutlook, path: Path, *, title: str) -> None:
     hours = max(outlook.makespan_s / 3600, 1e-9)
     fig = Figure(figsize=(11, 1.4 + 0.45 * len(lanes)), layout="constrained")
     ax = fig.subplots()
-    rows, row_count = _rows(outlook)
+    rows = device_rows(outlook.schedule)
+    row_count = {device: 1 + max((r for r, slot in zip(rows, outlook.schedule, strict=True)
+                                  if slot.device == device), default=0) for device in outlook.devices}
     for index, slot in enumerate(outlook.schedule):
         start, width = slot.start_s / 3600, (slot.end_s - slot.start_s) / 3600
         # Jobs sharing a GPU split its lane: each on a row of its own, so neither hides the other.
@@ -56,18 +58,3 @@ def write_plan_gantt(outlook: PlanOutlook, path: Path, *, title: str) -> None:
         raise UserError(f"cannot write --gantt {path}: {exc.strerror or exc}",
                         hint="choose a writable file") from None
 
-
-def _rows(outlook: PlanOutlook) -> tuple[list[int], dict[str, int]]:
-    """Each slot's row within its device's lane (the lowest free when it starts), and each device's row count."""
-    ends: dict[str, list[float]] = {}
-    rows = [0] * len(outlook.schedule)
-    for index in sorted(range(len(outlook.schedule)), key=lambda i: outlook.schedule[i].start_s):
-        slot = outlook.schedule[index]
-        lane = ends.setdefault(slot.device, [])
-        row = next((r for r, end in enumerate(lane) if end <= slot.start_s + 1e-9), len(lane))
-        if row == len(lane):
-            lane.append(slot.end_s)
-        else:
-            lane[row] = slot.end_s
-        rows[index] = row
-    return rows, {device: max(1, len(ends.get(device, []))) for device in outlook.devices}

@@ -149,11 +149,11 @@ def _fitted(job: SimJob, reference: DeviceSpec, error: float, cap_gb: float) -> 
     profile's) whose predicted peak fits `cap_gb` on one device; at batch 1 alone on one device when that fits the
     device at all (the margin guards neighbours, and it has none); else split over the fewest devices that hold it.
     """
+    def predicted(candidate: SimJob) -> float:
+        return predicted_peak_gb(candidate, expected_cost(candidate, reference).peak_mem_gb, error)
+
     for gpus in range(1, _MAX_SHARDS + 1):
         fitted = job._replace(gpus=gpus)
-        def predicted(candidate: SimJob) -> float:
-            return predicted_peak_gb(candidate, expected_cost(candidate, reference).peak_mem_gb, error)
-
         while fitted.batch_size > 1 and predicted(fitted) > cap_gb:
             fitted = fitted._replace(batch_size=fitted.batch_size // 2)
         if predicted(fitted) <= max(cap_gb if fitted.batch_size > 1 else 0.0, reference.total_mem_gb):

@@ -94,10 +94,8 @@ class _Run:
         self.lengths = {job.job_key: 100.0 * (i + 1) for i, job in enumerate(jobs)}
         self.params_b = params_b
 
-    def submit(self, state: Any, devices: tuple[DeviceSpec, ...], *, shared: bool = False,
-               co_located: int = 1) -> None:
+    def submit(self, state: Any, devices: tuple[DeviceSpec, ...], *, shared: bool = False) -> None:
         assert len(devices) == max(1, state.job.gpus)
-        assert co_located == 1 or shared
         self.in_flight[state.job.job_key] = state
         self.executor.submit(SimpleNamespace(key=state.job.job_key, devices=devices, shared=shared))
 

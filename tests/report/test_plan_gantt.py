@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spectrabench.planning.outlook import PlanOutlook, Slot
-from spectrabench.report.plan_gantt import _rows, write_plan_gantt
+from spectrabench.planning.outlook import PlanOutlook, Slot, device_rows
+from spectrabench.report.plan_gantt import write_plan_gantt
 
 
 def _slot(key: str, device: str, start: float, end: float) -> Slot:
@@ -17,8 +17,7 @@ def test_sharing_jobs_take_separate_rows_and_later_jobs_reuse_them(tmp_path: Pat
                 _slot("e", "g1", 0, 14)]
     outlook = PlanOutlook(devices=["g0", "g1"], makespan_s=14, lower_bound_s=13, sequential_s=40, speedup=40 / 14,
                           schedule=schedule, unplaced=[], shares_gpus=True)
-    rows, count = _rows(outlook)
-    assert rows == [0, 1, 1, 0, 0] and count == {"g0": 2, "g1": 1}
+    assert device_rows(outlook.schedule) == [0, 1, 1, 0, 0]
     chart = tmp_path / "plan.png"
     write_plan_gantt(outlook, chart, title="shared")
     assert chart.read_bytes().startswith(b"\x89PNG")
