@@ -33,11 +33,12 @@ def test_learned_beats_the_rules_when_families_differ(history: History) -> None:
     assert report.learned.runtime_mape < 0.5 * report.rules.runtime_mape, report
     assert report.learned.runtime_mae_s < report.rules.runtime_mae_s
     assert report.rules.runtime_mape > report.blend.runtime_mape > report.learned.runtime_mape
-    # The rules over-reserve memory by ~18% here: the learned 0.95 quantile covers nearly as many peaks
-    # while reserving less; the blend (max of both) covers everything the rules cover.
+    # The rules over-reserve memory by ~18% here: the learned 0.95 quantile (calibrated to cover 97% of the newest
+    # blocks) covers nearly as many peaks while reserving over a fifth less; the blend (max of both) covers
+    # everything the rules cover.
     assert report.rules.mem_coverage == 1.0 and report.blend.mem_coverage == 1.0
     assert report.learned.mem_coverage >= 0.95
-    assert report.learned.mem_over_reservation_gb < 0.7 * report.rules.mem_over_reservation_gb
+    assert report.learned.mem_over_reservation_gb < 0.8 * report.rules.mem_over_reservation_gb
 
 
 def test_prediction_for_a_new_job_applies_the_family_factor(trained: LearnedPredictor, history: History) -> None:
