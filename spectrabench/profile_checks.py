@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spectrabench.catalog import known_task_names
 from spectrabench.errors import UserError, did_you_mean
-from spectrabench.harness.localtasks import index_local_tasks, missing_data_files
+from spectrabench.harness.localtasks import group_leaves, index_local, missing_data_files
 from spectrabench.harness.models import builtin_names
 from spectrabench.profiles import Profile, local_model_path
 from spectrabench.settings import Settings
@@ -21,22 +21,25 @@ def check_profile(profile: Profile, settings: Settings) -> None:
         if not folder.is_dir():
             raise UserError(f"{where}: task_paths entry '{folder}' is not a folder",
                             hint="task_paths are folders of lm-eval task YAML files, relative to the profile")
-    local = index_local_tasks(profile.task_paths)
+    local, groups = index_local(profile.task_paths)
     known = set(known_task_names())
     for task in profile.tasks:
         name = task.harness_name
-        if name in local:
-            missing = missing_data_files(local[name])
+        # A local task, or every leaf of a local group, must have its data and leave code alone unless allowed.
+        leaves = [local[name]] if name in local else group_leaves(name, local, groups) or []
+        for leaf in leaves:
+            missing = missing_data_files(leaf)
             if missing:
                 raise UserError(f"{where}: task '{task.name}' is missing its data file {missing[0]}",
-                                hint="restore the file or fix dataset_kwargs.data_files in "
-                                     f"{local[name].yaml_path}")
-            if local[name].unsafe_code and not task.allow_code_execution:
+                                hint=f"restore the file or fix dataset_kwargs.data_files in {leaf.yaml_path}")
+            if leaf.unsafe_code and not task.allow_code_execution:
                 raise UserError(f"{where}: task '{task.name}' executes model-written code",
                                 hint="set allow_code_execution: true on the task to allow it (sandboxed)")
-        elif task.lm_eval_task is None and name not in known:
+        if leaves:
+            continue
+        if task.lm_eval_task is None and name not in known:
             raise UserError(f"{where}: unknown task '{task.name}'",
-                            hint=did_you_mean(task.name, known | set(local), "tasks")
+                            hint=did_you_mean(task.name, known | set(local) | set(groups), "tasks")
                             + "; to use any other lm-eval task, set lm_eval_task explicitly")
     builtins = builtin_names()
     for model in profile.models:

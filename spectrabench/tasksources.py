@@ -6,7 +6,7 @@ import hashlib
 from importlib import metadata
 from typing import TYPE_CHECKING, NamedTuple
 
-from spectrabench.harness.localtasks import LocalTask, index_local_tasks
+from spectrabench.harness.localtasks import LocalTask, group_leaves, index_local
 from spectrabench.profiles import Profile
 
 if TYPE_CHECKING:
@@ -20,6 +20,8 @@ class TaskSources(NamedTuple):
     versions: dict[str, str]          # by profile task name: what a result of this task depends on
     include_paths: list[str]          # folders to hand lm-eval's TaskManager
     all_local: bool                   # every task is local: skip indexing lm-eval's 14k built-in tasks
+    # by profile task name, for local groups whose every leaf is local: the leaves in lm-eval's order
+    groups: dict[str, list[LocalTask]]
 
 
 def lm_eval_version() -> str:
@@ -45,15 +47,28 @@ def _content_hash(task: LocalTask) -> str:
 def resolve_task_sources(profile: Profile) -> TaskSources:
     """Find each task of `profile` locally or among lm-eval's tasks, and version it.
 
-    A local task's version hashes its folder (config, data, code), so editing the data invalidates its results;
-    a built-in task's version is the lm-eval release that ships it.
+    A local task's version hashes its folder (config, data, code), so editing the data invalidates its results; a
+    local group's hashes its own yaml and its leaves' versions; a built-in task's version is the lm-eval release
+    that ships it.
     """
-    index = index_local_tasks(profile.task_paths)
+    index, group_index = index_local(profile.task_paths)
     local = {t.name: index[t.harness_name] for t in profile.tasks if t.harness_name in index}
+    groups = {t.name: leaves for t in profile.tasks if t.name not in local
+              and (leaves := group_leaves(t.harness_name, index, group_index))}
     builtin_version = f"lm-eval-{lm_eval_version()}"
-    versions = {t.name: _content_hash(local[t.name]) if t.name in local else builtin_version for t in profile.tasks}
+    versions = {}
+    for task in profile.tasks:
+        if task.name in local:
+            versions[task.name] = _content_hash(local[task.name])
+        elif task.name in groups:
+            digest = hashlib.sha256(group_index[task.harness_name].yaml_path.read_bytes())
+            for leaf in groups[task.name]:
+                digest.update(_content_hash(leaf).encode())
+            versions[task.name] = digest.hexdigest()[:16]
+        else:
+            versions[task.name] = builtin_version
     return TaskSources(local=local, versions=versions, include_paths=[str(p) for p in profile.task_paths],
-                       all_local=len(local) == len(profile.tasks))
+                       all_local=len(local) + len(groups) == len(profile.tasks), groups=groups)
 
 
 def task_shapes(profile: Profile, sources: TaskSources) -> dict[str, TaskShape]:
@@ -63,12 +78,15 @@ def task_shapes(profile: Profile, sources: TaskSources) -> dict[str, TaskShape]:
     explicit `lm_eval_task` we know nothing about) gets a neutral guess, which the learned stage corrects.
     """
     from spectrabench.catalog import task_facts
-    from spectrabench.prediction.features import TaskShape, shape_from_facts, shape_from_local
+    from spectrabench.prediction.features import TaskShape, shape_from_facts, shape_from_local, shape_of_group
 
     shapes: dict[str, TaskShape] = {}
     for task in profile.tasks:
         if task.name in sources.local:
             shapes[task.name] = shape_from_local(sources.local[task.name], name=task.name)
+        elif task.name in sources.groups:
+            shapes[task.name] = shape_of_group([shape_from_local(leaf) for leaf in sources.groups[task.name]],
+                                               name=task.name)
         elif (facts := task_facts(task.harness_name)) is not None:
             shapes[task.name] = shape_from_facts(facts, name=task.name)
         else:

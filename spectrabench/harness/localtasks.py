@@ -1,4 +1,4 @@
-"""A cheap index of local lm-eval task configs: names, data files, request types, document counts.
+"""A cheap index of local lm-eval task and group configs: names, data files, request types, document counts.
 
 Building lm-eval's own `TaskManager` costs seconds; planning only needs a few facts per task, so this reads
 the yaml files directly. It never imports lm-eval or `datasets`.
@@ -39,6 +39,21 @@ class LocalTask:
     output_type: str = "generate_until"
     unsafe_code: bool = False
     test_split: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalGroup:
+    """A local lm-eval group: a yaml with `group:` and a list of member names under `task:`.
+
+    Attributes:
+        name: The yaml's `group:`.
+        yaml_path: The config file.
+        members: Its tasks and subgroups by name, in the yaml's order (lm-eval's leaf order follows it).
+    """
+
+    name: str
+    yaml_path: Path
+    members: tuple[str, ...]
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -117,6 +132,14 @@ def _task_from_config(path: Path, config: Mapping[str, Any]) -> LocalTask | None
     )
 
 
+def _group_from_config(path: Path, config: Mapping[str, Any]) -> LocalGroup | None:
+    name, members = config.get("group"), config.get("task")
+    # Only groups of named members: an inline task config in the list is lm-eval's business alone.
+    if not isinstance(name, str) or not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        return None
+    return LocalGroup(name=name, yaml_path=path.resolve(), members=tuple(members))
+
+
 def index_local_tasks(paths: Sequence[Path]) -> dict[str, LocalTask]:
     """Find every task config under the given folders (or files).
 
@@ -129,22 +152,55 @@ def index_local_tasks(paths: Sequence[Path]) -> dict[str, LocalTask]:
     Raises:
         UserError: Two different files define the same task name (lm-eval would pick one silently).
     """
-    found: dict[str, LocalTask] = {}
+    return index_local(paths)[0]
+
+
+def index_local(paths: Sequence[Path]) -> tuple[dict[str, LocalTask], dict[str, LocalGroup]]:
+    """Find every task and every group of named members under the given folders (or files).
+
+    Raises:
+        UserError: Two different files define the same task or group name (lm-eval would pick one silently).
+    """
+    tasks: dict[str, LocalTask] = {}
+    groups: dict[str, LocalGroup] = {}
     for root in paths:
         files = [root] if root.is_file() else sorted(root.rglob("*.yaml")) if root.is_dir() else []
         for path in files:
             config = _read_config(path)
-            task = _task_from_config(path, config) if config is not None else None
-            if task is None:
+            if config is None:
                 continue
-            other = found.get(task.name)
-            if other is not None and other.yaml_path != task.yaml_path:
+            found: LocalTask | LocalGroup | None = _task_from_config(path, config) or _group_from_config(path, config)
+            if found is None:
+                continue
+            index: dict[str, Any] = tasks if isinstance(found, LocalTask) else groups
+            other = index.get(found.name)
+            if other is not None and other.yaml_path != found.yaml_path:
                 raise UserError(
-                    f"task '{task.name}' is defined twice: {other.yaml_path} and {task.yaml_path}",
+                    f"{'task' if index is tasks else 'group'} '{found.name}' is defined twice: {other.yaml_path} "
+                    f"and {found.yaml_path}",
                     hint="rename one of them or remove one of the folders from task_paths",
                 )
-            found[task.name] = task
-    return found
+            index[found.name] = found
+    return tasks, groups
+
+
+def group_leaves(name: str, tasks: Mapping[str, LocalTask], groups: Mapping[str, LocalGroup],
+                 depth: int = 0) -> list[LocalTask] | None:
+    """The leaf tasks of local group `name`, in lm-eval's order, or None when a member is not local (a built-in
+    task or a tag) or the nesting loops."""
+    group = groups.get(name)
+    if group is None or depth >= _MAX_INCLUDE_DEPTH:
+        return None
+    leaves: list[LocalTask] = []
+    for member in group.members:
+        if member in tasks:
+            leaves.append(tasks[member])
+            continue
+        nested = group_leaves(member, tasks, groups, depth + 1)
+        if nested is None:
+            return None
+        leaves.extend(nested)
+    return leaves
 
 
 def missing_data_files(task: LocalTask) -> list[Path]:
