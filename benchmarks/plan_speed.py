@@ -2,8 +2,9 @@
 
 Planning, as timed here, is everything the scheduler computes from predictions before and while a run goes, for the
 whole queue, on one CPU core:
-1. grouping: `placement.jobs_per_device` (how many small jobs a GPU may share) and `grouping.group_jobs`, which cuts
-   every model's (model, task) items into the jobs (worker processes) that run;
+1. grouping: `placement.jobs_per_device` (how many small jobs a GPU may share) and `subtasks.plan_pieces`, which cuts
+   every model's (model, task) items into the jobs (worker processes) that run (grouping twice where a large lm-eval
+   group could run in parts, to see whether that pays);
 2. dispatch: `timeline.predicted_schedule` with `DynamicLPT` (co-location on), the dispatcher asked for every start
    of the whole run, each job lasting its predicted length, until every job has a device and a start time: a full
    schedule. Reported as the whole replay and, within it, the time spent in `DynamicLPT.pick` / `observe`.
@@ -70,8 +71,8 @@ class _TimedPolicy:
 def plan_once(items: Sequence, devices: Sequence) -> dict[str, object]:  # type: ignore[type-arg]
     """Group and dispatch `items` on `devices` once, timing each phase."""
     from spectrabench.planning.dispatch import DynamicLPT
-    from spectrabench.planning.grouping import group_jobs
     from spectrabench.planning.placement import jobs_per_device
+    from spectrabench.planning.subtasks import plan_pieces
     from spectrabench.planning.timeline import Pool, predicted_schedule
 
     pool = [Pool(d.id, d.total_mem_gb) for d in devices]
@@ -79,7 +80,7 @@ def plan_once(items: Sequence, devices: Sequence) -> dict[str, object]:  # type:
     by_model: dict[str, list] = {}  # type: ignore[type-arg]
     for item in items:
         by_model.setdefault(item.model, []).append(item)
-    jobs = group_jobs(by_model, len(pool), jobs_per_device=jobs_per_device(items, pool[0].total_mem_gb))
+    jobs = plan_pieces(by_model, len(pool), jobs_per_device=jobs_per_device(items, pool[0].total_mem_gb))
     grouped = time.perf_counter()
     policy = _TimedPolicy(DynamicLPT(n_devices=len(pool)))
     schedule = predicted_schedule(jobs, pool, policy)

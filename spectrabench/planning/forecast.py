@@ -55,7 +55,10 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
     """
     def features(task_index: int, batch: int) -> JobFeatures:
         ref = job.tasks[task_index]
-        return job_features(job.model, shapes[ref.name], ref.shots, job.limit, batch, device)
+        shape = shapes[ref.profile_task]
+        # A part of a group is its share of the group's leaves (`taskparts`).
+        return job_features(job.model, shape.part(*ref.part) if ref.part else shape, ref.shots, job.limit, batch,
+                            device)
 
     batch, reason = job.batch_size, "CPU: fixed from the profile"
     batches = [ref.batch_under(batch) for ref in job.tasks]

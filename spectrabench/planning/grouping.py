@@ -36,7 +36,9 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from spectrabench.planning.draws import lognormal_draws
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.taskparts import whole_name
 
 # A finer split must shorten the expected makespan by more than this to be worth its extra loads.
 MIN_GAIN = 0.005
@@ -136,32 +138,28 @@ def lpt_makespan(lengths: Iterable[float], n_devices: int) -> float:
 
 
 def _noisy_runtimes(models: Mapping[str, _ModelSplits]) -> list[dict[str, list[float]]]:
-    """Draws of every task's runtime with `RUNTIME_NOISE` error (a fixed seed: grouping stays deterministic)."""
+    """Draws of every task's runtime with `RUNTIME_NOISE` error (a fixed seed: grouping stays deterministic).
+
+    The parts of one group (`taskparts`) share one draw: a prediction is off for the whole group, not by part."""
     rng = random.Random(0)
     tasks = sum(len(s.items) for s in models.values())
     draws = max(_MIN_DRAWS, min(_MAX_DRAWS, _DRAW_BUDGET // tasks))
-    return [{m: [runtime * factor for runtime, factor in zip(s.runtimes, _lognormal(rng, len(s.runtimes)),
-                                                             strict=True)]
-             for m, s in models.items()} for _ in range(draws)]
-
-
-_NV_MAGICCONST = 4 * math.exp(-0.5) / math.sqrt(2.0)
-
-
-def _lognormal(rng: random.Random, n: int) -> list[float]:
-    """`n` draws of `rng.lognormvariate(0, RUNTIME_NOISE)`: the same values, from the same Kinderman-Monahan
-    rejection loop as `random.normalvariate`, without two calls per draw (planning 20,000 jobs draws 50,000)."""
-    uniform, log, exp = rng.random, math.log, math.exp
-    draws = []
-    for _ in range(n):
-        while True:
-            u1 = uniform()
-            u2 = 1.0 - uniform()
-            z = _NV_MAGICCONST * (u1 - 0.5) / u2
-            if z * z / 4.0 <= -log(u2):
-                break
-        draws.append(exp(z * RUNTIME_NOISE))
-    return draws
+    # Per model: each item's index among the distinct groups (an item is its own group unless it is a part).
+    slots: dict[str, list[int]] = {}
+    distinct: dict[str, int] = {}
+    for m, split in models.items():
+        first: dict[str, int] = {}
+        slots[m] = [first.setdefault(whole_name(i.tasks[0]) if len(i.tasks) == 1 else i.key, len(first))
+                    for i in split.items]
+        distinct[m] = len(first)
+    noisy = []
+    for _ in range(draws):
+        draw = {}
+        for m, split in models.items():
+            factors = lognormal_draws(rng, distinct[m], RUNTIME_NOISE)
+            draw[m] = [runtime * factors[j] for runtime, j in zip(split.runtimes, slots[m], strict=True)]
+        noisy.append(draw)
+    return noisy
 
 
 def _expected_makespan(models: Mapping[str, _ModelSplits], parts: Mapping[str, list[list[int]]], n_devices: int,
@@ -347,6 +345,14 @@ def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], p
 
 def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
                splittable: Callable[[str], bool] | None = None, *, jobs_per_device: float = 1.0) -> list[WorkItem]:
+    """Group each model's (model, task) items into as few jobs as keep the predicted makespan short
+    (`group_and_score` without the score)."""
+    return group_and_score(items_by_model, n_devices, splittable, jobs_per_device=jobs_per_device)[0]
+
+
+def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
+                    splittable: Callable[[str], bool] | None = None, *,
+                    jobs_per_device: float = 1.0) -> tuple[list[WorkItem], float]:
     """Group each model's (model, task) items into as few jobs as keep the predicted makespan short.
 
     See the module docstring for the rule.
@@ -361,7 +367,7 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
 
     Returns:
         The jobs, models in the mapping's order and each model's pieces in task order (of their first tasks);
-        within a job, its tasks longest first.
+        within a job, its tasks longest first; and the mean makespan they reach under prediction error.
     """
     if n_devices < 1:
         raise ValueError(f"need at least one device, got {n_devices}")
@@ -370,7 +376,7 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
     n_devices = max(n_devices, round(n_devices * jobs_per_device))
     models = {m: _ModelSplits(items) for m, items in items_by_model.items() if items}
     if not models:
-        return []
+        return [], 0.0
     can_split = {m: (splittable(m) if splittable else True) and len(s.items) > 1 for m, s in models.items()}
 
     def quick_score(parts: Mapping[str, list[list[int]]]) -> float:
@@ -403,9 +409,9 @@ def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
                for c in finalists]
     best = min(o[0] for o in options)
     # Fewest pieces among the near-best; on equal counts one per model, then the better quick score, wins.
-    _, _, chosen = min((o for o in options if o[0] <= best * (1 + MIN_GAIN)), key=lambda o: o[1])
+    expected, _, chosen = min((o for o in options if o[0] <= best * (1 + MIN_GAIN)), key=lambda o: o[1])
     # Inside a job the longest task runs first: a worker's slow start shows early in its progress, and what is left
     # unstarted at the end, for an idle device to take (`planning.tails`), is short (simulated: p95 / LB 1.27 ->
     # 1.24 on standard 8xH100-80GB, 1.34 -> 1.31 on extended; profile order would leave a long task for last).
     return [merge_items([s.items[i] for i in sorted(b, key=lambda i: (-s.runtimes[i], i))])
-            for m, s in models.items() for b in chosen[m]]
+            for m, s in models.items() for b in chosen[m]], expected

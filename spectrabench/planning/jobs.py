@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from spectrabench.profiles import ModelSpec, Profile, TaskSpec
+from spectrabench.taskparts import part_name, whole_name
 
 DEFAULT_SEED = 0
 
@@ -28,10 +29,26 @@ class TaskRef(BaseModel):
     # The batch this task runs at inside its job, capped by the attempt's batch; None: the job's batch. A grouped
     # job keeps each member's own batch (chosen to fit for that task alone) instead of its smallest member's.
     batch_size: int | None = None
+    # A part of an lm-eval group (`taskparts`): (position, parts), and the key of the whole group's measurement,
+    # which is complete once every part is and the group's scores are aggregated from theirs.
+    part: tuple[int, int] | None = None
+    whole_key: str | None = None
 
     def batch_under(self, cap: int) -> int:
         """The batch this task runs at in an attempt whose batch (cap) is `cap`."""
         return max(1, min(self.batch_size or cap, cap))
+
+    @property
+    def profile_task(self) -> str:
+        """The profile's task this measures (a part's group)."""
+        return whole_name(self.name) if self.part is not None else self.name
+
+    def sibling_keys(self) -> list[str]:
+        """The task keys of every part of this part's group (its own included), in order; `[task_key]` for a
+        whole task."""
+        if self.part is None or self.whole_key is None:
+            return [self.task_key]
+        return [part_key(self.whole_key, index, self.part[1]) for index in range(1, self.part[1] + 1)]
 
 
 class Job(BaseModel):
@@ -72,6 +89,17 @@ def measurement_key(model: ModelSpec, task: TaskSpec, limit: int | None, task_ve
     if sample_seed is not None and limit is not None:  # first-N keys stay as they always were
         payload["sampling"] = ["random", sample_seed]
     return _digest(payload)
+
+
+def part_key(whole_key: str, index: int, count: int) -> str:
+    """The task key of part `index` of `count` of the group measured under `whole_key`."""
+    return _digest({"whole": whole_key, "part": [index, count]})
+
+
+def part_ref(ref: TaskRef, index: int, count: int) -> TaskRef:
+    """The reference to part `index` of `count` of the group `ref` measures whole (`taskparts`)."""
+    return ref.model_copy(update={"name": part_name(ref.name, index, count), "part": (index, count),
+                                  "whole_key": ref.task_key, "task_key": part_key(ref.task_key, index, count)})
 
 
 def build_jobs(profile: Profile, *, limit: int | None, batch_size: int, task_versions: dict[str, str],

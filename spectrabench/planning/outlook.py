@@ -24,6 +24,7 @@ class PairCost(BaseModel):
     model: str
     load_s: float
     runtime_s: float
+    subtasks: int = 1  # leaf tasks of an lm-eval group, which may run in as many parts (`planning.subtasks`)
 
 
 class Slot(BaseModel):
@@ -53,14 +54,15 @@ class PlanOutlook(BaseModel):
 
 
 def lower_bound(pairs: Sequence[PairCost], n_devices: int) -> float:
-    """LB over the finest pairs: total work (one load per model) / devices, longest pair, G-th + (G+1)-th longest."""
+    """LB over the finest pairs: total work (one load per model) / devices, longest pair, G-th + (G+1)-th longest;
+    for the last two a group counts as its smallest possible part (one leaf's share of its runtime)."""
     if not pairs:
         return 0.0
     loads: dict[str, float] = {}
     for pair in pairs:
         loads[pair.model] = max(loads.get(pair.model, 0.0), pair.load_s)
     total = (sum(p.runtime_s for p in pairs) + sum(loads.values())) / n_devices
-    lengths = sorted((p.load_s + p.runtime_s for p in pairs), reverse=True)
+    lengths = sorted((p.load_s + p.runtime_s / max(1, p.subtasks) for p in pairs), reverse=True)
     two = lengths[n_devices - 1] + lengths[n_devices] if len(lengths) > n_devices else 0.0
     return max(total, lengths[0], two)
 

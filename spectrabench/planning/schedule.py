@@ -27,6 +27,7 @@ class WorkItem(BaseModel):
     predicted_mem_gb: float  # the memory quantile: what must be free to start it
     task_runtimes_s: tuple[float, ...] = ()  # each task's share of predicted_runtime_s, in `tasks` order (or unknown)
     shareable: bool = True  # False: never beside another job on a GPU (e.g. after running out of memory beside one)
+    subtasks: int = 1  # leaf tasks of its one task when that is an lm-eval group: it may be cut into this many parts
 
     def tail(self, key: str, count: int) -> WorkItem:
         """The item that runs this item's last `count` tasks alone (a tail moved to another device)."""

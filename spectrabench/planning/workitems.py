@@ -10,19 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from spectrabench.planning.forecast import JobForecast
-from spectrabench.planning.grouping import group_jobs, worker_group
-from spectrabench.planning.jobs import Job, job_of
+from spectrabench.planning.grouping import worker_group
+from spectrabench.planning.jobs import Job, job_of, part_ref
 from spectrabench.planning.placement import sharded_peak_gb
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.subtasks import plan_pieces
 from spectrabench.prediction.features import weights_gb
+from spectrabench.taskparts import parse_part, whole_name
 
 
-def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None) -> WorkItem:
+def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, subtasks: int = 1) -> WorkItem:
     """The scheduler's view of `job`: its tasks and predicted load, evaluation time and peak memory.
 
     A job without a forecast (none could be made) counts as short and small: it is started when nothing
     better is known, and never blocks a device on a guess. A sharded job's memory is its per-device part times
-    its devices (`placement.per_device_mem_gb` divides it back).
+    its devices (`placement.per_device_mem_gb` divides it back). `subtasks`: the leaf tasks of its one task when
+    that is an lm-eval group, which may then be cut into parts (`planning.subtasks`).
     """
     gpus = gpus or job.gpus
     if forecast is None:
@@ -33,32 +36,41 @@ def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None) -
                     gpus=gpus, predicted_runtime_s=max(0.0, forecast.runtime_s - forecast.load_s),
                     predicted_load_s=forecast.load_s,
                     predicted_mem_gb=sharded_peak_gb(forecast.peak_mem_gb, weights_gb(job.model), gpus) * gpus,
-                    task_runtimes_s=tuple(t.runtime_s for t in forecast.tasks))
+                    task_runtimes_s=tuple(t.runtime_s for t in forecast.tasks), subtasks=subtasks)
 
 
-def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int) -> list[Job]:
-    """Group one-task jobs into the jobs an optimized run starts (see `grouping.group_jobs`).
+def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int,
+            subtasks: Mapping[str, int] | None = None) -> list[Job]:
+    """Group one-task jobs into the jobs an optimized run starts (see `subtasks.plan_pieces`).
 
     Args:
         pairs: One job per (model, task), in profile order.
         forecasts: Each pair job's forecast, by job key.
         n_devices: Devices (or GPU groups) jobs run on at once.
+        subtasks: Leaf tasks of each profile task that is an lm-eval group the worker can run in parts (by task
+            name); other tasks stay whole.
 
     Returns:
         Jobs in profile order of their first task; each task keeps the batch chosen for it alone
-        (`TaskRef.batch_size`, the worker sets it per task) and the job's batch is the largest of them.
+        (`TaskRef.batch_size`, the worker sets it per task) and the job's batch is the largest of them. A group cut
+        into parts has one `TaskRef` per part (`jobs.part_ref`).
     """
+    leaves = subtasks or {}
     by_model: dict[str, list[WorkItem]] = {}
     for job in pairs:
         by_model.setdefault(worker_group(job.model.name, job.gpus), []).append(
-            work_item(job, forecasts.get(job.job_key)))
+            work_item(job, forecasts.get(job.job_key), subtasks=leaves.get(job.task_names[0], 1)))
     by_task = {(job.model.name, job.task_names[0]): job for job in pairs}
-    pieces = group_jobs(by_model, max(1, n_devices))
+    pieces = plan_pieces(by_model, max(1, n_devices))
     grouped: list[Job] = []
     for piece in pieces:
-        members = [by_task[piece.model, task] for task in piece.tasks]
-        refs = [m.tasks[0].model_copy(update={"batch_size": m.batch_size}) for m in members]
+        members = [by_task[piece.model, whole_name(task)] for task in piece.tasks]
+        refs = []
+        for task, member in zip(piece.tasks, members, strict=True):
+            ref = member.tasks[0].model_copy(update={"batch_size": member.batch_size})
+            part = parse_part(task)
+            refs.append(part_ref(ref, part.position, part.parts) if part is not None else ref)
         grouped.append(job_of(members[0].model, refs, members[0].limit, max(m.batch_size for m in members))
                        .model_copy(update={"gpus": piece.gpus}))
     order = {job.job_key: index for index, job in enumerate(pairs)}
-    return sorted(grouped, key=lambda job: order[by_task[job.model.name, job.task_names[0]].job_key])
+    return sorted(grouped, key=lambda job: order[by_task[job.model.name, job.tasks[0].profile_task].job_key])

@@ -2,7 +2,9 @@
 
 It is the largest of: the total device time every item needs at the most efficient sharing allowed, over the
 devices; the longest item alone; and, with more items than devices, the two smallest of the G + 1 largest items,
-since two of them share a device.
+since two of them share a device. An lm-eval group may run in parts (`planning.subtasks`), so for the last two
+terms a group counts as its smallest part (one leaf's share of its work); in the total it counts whole, since
+parts only add work.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.simulate.specs import hardware_for
 from spectrabench.simulate.truth import DEFAULT_TRUTH, SimJob, TruthConfig, colocation_slowdown, load_seconds, true_cost
+from spectrabench.simulate.workload import part_task
 
 
 def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob], devices: Sequence[DeviceSpec],
@@ -46,22 +49,27 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
         return 0.0
     kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
     luck = str(seed)
-    # Per item and device kind: (work, peak, cold-load gap, job) at its batch and at every halving of it, on 1 to
-    # its planned GPUs, that fits; a schedule may run any of them (OOM retries halve the batch).
-    variants: list[list[list[tuple[float, float, float, float, SimJob]]]] = []
+    # Per item and device kind: (work, warm load, peak, cold load, job, work of its smallest part) at its batch and
+    # at every halving of it, on 1 to its planned GPUs, that fits; a schedule may run any of them (OOM retries
+    # halve the batch).
+    variants: list[list[list[tuple[float, float, float, float, SimJob, float]]]] = []
     for item in items:
         per_kind = []
         for device in kinds:
             options = []
             for gpus in range(1, max(1, item.gpus) + 1):
                 job = truth_of(item)._replace(gpus=gpus)
+                leaves = job.tasks[0].subtasks if len(job.tasks) == 1 and item.subtasks > 1 else 1
                 while True:
                     cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
                     if cost.peak_mem_gb <= device.total_mem_gb or (job.batch_size == 1 and gpus == item.gpus):
                         # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
                         noise = cost.load_s / load_seconds(job, device, warm=True)
                         cold = load_seconds(job, device, warm=False) * noise
-                        options.append((cost.runtime_s, cost.load_s, cost.peak_mem_gb, cold, job))
+                        smallest_part = cost.runtime_s if leaves == 1 else true_cost(
+                            job._replace(tasks=(part_task(job.tasks[0], 1 / leaves),)), device, 1, None,
+                            config=truth, warm=True, luck=luck).runtime_s
+                        options.append((cost.runtime_s, cost.load_s, cost.peak_mem_gb, cold, job, smallest_part))
                     if job.batch_size == 1:
                         break
                     job = job._replace(batch_size=job.batch_size // 2)
@@ -75,13 +83,13 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
     for item, per_kind in zip(items, variants, strict=True):
         best_occupied = best_paired = best_alone = load = float("inf")
         for k, (device, options) in enumerate(zip(kinds, per_kind, strict=True)):
-            for runtime, warm_load, peak, cold_load, job in options:
+            for runtime, warm_load, peak, cold_load, job, part_runtime in options:
                 room = device.total_mem_gb - peak
                 sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
                 share = min(1.0, colocation_slowdown(job, device, sharing) / sharing) if job.gpus == 1 else 1.0
-                best_alone = min(best_alone, warm_load + runtime)
+                best_alone = min(best_alone, warm_load + part_runtime)
                 best_occupied = min(best_occupied, runtime * share * job.gpus)
-                best_paired = min(best_paired, (warm_load + runtime) * share)
+                best_paired = min(best_paired, (warm_load + part_runtime) * share)
                 load = min(load, cold_load * share * job.gpus)
         occupied.append(best_occupied)
         paired.append(best_paired)

@@ -13,13 +13,21 @@ from pydantic import BaseModel
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.baselines import make_policy
-from spectrabench.planning.grouping import group_jobs, load_budget, worker_group
+from spectrabench.planning.grouping import load_budget, worker_group
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.subtasks import plan_pieces
 from spectrabench.profiles import Profile
 from spectrabench.simulate.bound import lower_bound
 from spectrabench.simulate.cluster import SimResult, simulate
 from spectrabench.simulate.truth import SimJob, TruthConfig
-from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model, group_items, item_key
+from spectrabench.simulate.workload import (
+    SimWorkload,
+    build_workload,
+    group_by_model,
+    group_items,
+    item_key,
+    with_parts,
+)
 
 STRATEGIES = ("sequential", "per-model", "round-robin", "ours")
 
@@ -58,8 +66,8 @@ def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
     by_model: dict[str, list[WorkItem]] = {}
     for item in workload.items:
         by_model.setdefault(worker_group(item.model, item.gpus), []).append(item)
-    pieces = group_jobs(by_model, n_devices)
-    return group_items(workload, [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
+    pieces = plan_pieces(by_model, n_devices)
+    return group_items(with_parts(workload, pieces), [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
 
 
 def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], seed: int,

@@ -21,6 +21,7 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.profiles import ModelSpec, Profile, TaskSpec
 from spectrabench.simulate.truth import SimJob, SimTask, expected_cost, true_vocab
+from spectrabench.taskparts import parse_part, part_share
 
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "auto": 2}
 _KEY_SEPARATOR = "/"
@@ -128,6 +129,7 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
             items.append(WorkItem(
                 key=key, model=model.name, tasks=(task.name,), params_b=model.params_b, gpus=job.gpus,
                 predicted_runtime_s=runtime, predicted_load_s=load, task_runtimes_s=(runtime,),
+                subtasks=truth_task.subtasks,
                 # A sharded item's prediction is per device, times its devices (`placement.per_device_mem_gb`).
                 predicted_mem_gb=predicted_peak_gb(job, expected.peak_mem_gb, mem_error * quantile) * job.gpus))
             jobs[key] = job
@@ -211,6 +213,44 @@ def group_items(workload: SimWorkload, groups: Iterable[Sequence[str]]) -> SimWo
         elif item.key not in grouped:
             items.append(item)
     return SimWorkload(items, jobs, workload.reference)
+
+
+def part_task(task: SimTask, share: float) -> SimTask:
+    """The truth's view of a part of group `task` holding `share` of its leaves: that share of its documents and
+    requests. Name and leaf count stay the group's: the noise of a part is its group's (same stream), and a worker
+    running a part still builds the whole group (`harness.worker`), so it pays every leaf's setup."""
+    return task._replace(documents=max(1, round(task.documents * share)),
+                         requests=max(1, round(task.requests * share)))
+
+
+def with_parts(workload: SimWorkload, pieces: Iterable[WorkItem]) -> SimWorkload:
+    """`workload` with each group that `pieces` run in parts (`taskparts`) replaced by those parts: the truth of
+    each is `part_task`, its prediction its share of the group's (as `planning.subtasks` predicted it).
+
+    Raises:
+        KeyError: A piece names a part of a (model, task) the workload does not have.
+    """
+    by_key = {item.key: item for item in workload.items}
+    jobs = dict(workload.jobs)
+    added: list[WorkItem] = []
+    cut: set[str] = set()
+    for piece in pieces:
+        for name in piece.tasks:
+            part = parse_part(name)
+            key = item_key(piece.model, [name])
+            if part is None or key in jobs:
+                continue
+            whole = by_key[item_key(piece.model, [part.task])]
+            share = part_share(whole.subtasks, part.position, part.parts)
+            runtime = whole.predicted_runtime_s * share
+            added.append(whole.model_copy(update={"key": key, "tasks": (name,), "predicted_runtime_s": runtime,
+                                                  "task_runtimes_s": (runtime,), "subtasks": 1}))
+            truth = jobs[whole.key]
+            jobs[key] = truth._replace(key=key, tasks=(part_task(truth.tasks[0], share),))
+            cut.add(whole.key)
+    for key in cut:
+        jobs.pop(key)
+    return SimWorkload([i for i in workload.items if i.key not in cut] + added, jobs, workload.reference)
 
 
 def group_by_model(workload: SimWorkload) -> SimWorkload:

@@ -18,3 +18,16 @@ def test_every_strategy_is_measured_against_the_same_bound() -> None:
     # pays a load per task, the bound one per model); a policy using both GPUs beats one using one.
     assert stats["ours"].speedup_p50 <= stats["sequential"].ratio_to_lb_p50 + 1e-9
     assert stats["ours"].speedup_p50 > stats["per-model"].speedup_p50
+
+
+def test_on_eight_gpus_a_dominant_group_runs_in_parts_and_the_bound_still_holds() -> None:
+    from spectrabench.simulate.experiment import _ours
+    from spectrabench.simulate.workload import build_workload
+
+    standard = bundled_profile("standard")
+    pool = parse_pool("8xH100-80GB")
+    work = _ours(build_workload(standard, pool[0], seed=0, runtime_noise=0.2, fit_margin=0.1), len(pool))
+    assert any("[" in task for item in work.items for task in item.tasks), "exaone-32b's kmmlu runs in parts"
+    stats = {s.strategy: s for s in compare_strategies(standard, pool, seeds=2, noise=0.2,
+                                                       strategies=("sequential", "ours"))}
+    assert all(s.ratio_to_lb_p50 >= 1.0 and s.unfinished == 0 and s.oom_total == 0 for s in stats.values())

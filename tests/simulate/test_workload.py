@@ -136,3 +136,31 @@ def test_bad_groups_are_rejected() -> None:
         group_items(workload, [["qwen3-8b/mmlu"], ["qwen3-8b/mmlu", "qwen3-8b/gsm8k"]])
     with pytest.raises(ValueError, match="no item"):
         group_items(workload, [["qwen3-8b/nothing"]])
+
+
+def test_a_group_in_parts_keeps_its_work_and_its_luck() -> None:
+    from spectrabench.planning.schedule import WorkItem
+    from spectrabench.simulate.truth import TruthConfig, true_cost
+    from spectrabench.simulate.workload import with_parts
+
+    standard = bundled_profile("standard")
+    workload = build_workload(standard, H100, seed=3, runtime_noise=0.3)
+    whole = next(i for i in workload.items if i.key == "exaone-3.5-32b-instruct/kmmlu")
+    assert whole.subtasks == 45
+    names = ("kmmlu[1/3]", "kmmlu[2/3]", "kmmlu[3/3]")
+    pieces = [WorkItem(key="p", model=whole.model, tasks=names[:2], params_b=32.0, predicted_runtime_s=1.0,
+                       predicted_load_s=1.0, predicted_mem_gb=1.0),
+              WorkItem(key="q", model=whole.model, tasks=names[2:], params_b=32.0, predicted_runtime_s=1.0,
+                       predicted_load_s=1.0, predicted_mem_gb=1.0)]
+    cut = with_parts(workload, pieces)
+    assert whole.key not in cut.jobs and all(i.key != whole.key for i in cut.items)
+    parts = [next(i for i in cut.items if i.tasks == (name,)) for name in names]
+    assert sum(p.predicted_runtime_s for p in parts) == pytest.approx(whole.predicted_runtime_s)
+    truths = [cut.jobs[p.key] for p in parts]
+    group = workload.jobs[whole.key].tasks[0]
+    assert abs(sum(t.tasks[0].documents for t in truths) - group.documents) <= 3
+    # A part draws its group's noise (same stream), so cutting a group changes where its work runs, not how much.
+    truth = TruthConfig(noise=0.3, outlier_rate=0.0)
+    luck = {round(true_cost(job, H100, 1, None, config=truth, luck="7").runtime_s / expected_cost(job, H100).runtime_s,
+                  9) for job in [workload.jobs[whole.key], *truths]}
+    assert len(luck) == 1

@@ -1,0 +1,62 @@
+"""Cutting large lm-eval groups into parts before grouping, and joining parts that share a job back."""
+
+from __future__ import annotations
+
+import pytest
+
+from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.subtasks import plan_pieces, rejoin_parts, split_large_groups
+from spectrabench.taskparts import parse_part
+
+
+def _item(model: str, task: str, runtime: float, *, subtasks: int = 1, load: float = 10.0) -> WorkItem:
+    return WorkItem(key=f"{model}/{task}", model=model, tasks=(task,), params_b=7.0, predicted_runtime_s=runtime,
+                    predicted_load_s=load, predicted_mem_gb=20.0, task_runtimes_s=(runtime,), subtasks=subtasks)
+
+
+def _profile() -> dict[str, list[WorkItem]]:
+    # One model's 45-subject group is half of all the work: whole, it alone outlasts every other device's share.
+    big = [_item("big", "kmmlu", 8000.0, subtasks=45), _item("big", "arc", 400.0)]
+    others = {f"m{i}": [_item(f"m{i}", "kmmlu", 150.0, subtasks=45), _item(f"m{i}", "arc", 200.0)] for i in range(6)}
+    return {"big": big, **others}
+
+
+def test_a_dominant_group_is_cut_and_small_or_plain_tasks_are_not() -> None:
+    split = split_large_groups(_profile(), 8)
+    parts = [i for i in split["big"] if parse_part(i.tasks[0])]
+    assert 2 <= len(parts) <= 45
+    assert sum(p.predicted_runtime_s for p in parts) == pytest.approx(8000.0)
+    assert {parse_part(p.tasks[0]).parts for p in parts} == {len(parts)}  # type: ignore[union-attr]
+    assert all(p.predicted_load_s == 10.0 and p.predicted_mem_gb == 20.0 for p in parts)
+    assert [i.tasks for i in split["big"] if not parse_part(i.tasks[0])] == [("arc",)]
+    assert split["m0"] == _profile()["m0"]
+    # A plain task never splits, however long; a model that may not split keeps its groups whole.
+    assert split_large_groups({"x": [_item("x", "arc", 1e6)]}, 8)["x"][0].tasks == ("arc",)
+    assert split_large_groups(_profile(), 8, lambda m: m != "big")["big"] == _profile()["big"]
+
+
+def test_never_more_parts_than_leaves() -> None:
+    split = split_large_groups({"x": [_item("x", "haerae", 1e6, subtasks=5)], "y": [_item("y", "arc", 1.0)]}, 8)
+    assert len(split["x"]) == 5
+
+
+def test_parts_in_one_job_are_joined_back() -> None:
+    parts = split_large_groups({"x": [_item("x", "mmlu", 1000.0, subtasks=57)], "y": [_item("y", "a", 1.0)]}, 4)
+    cut = parts["x"]
+    merged = cut[0].model_copy(update={"tasks": (*(t for p in cut for t in p.tasks), "arc"),
+                                       "task_runtimes_s": (*(p.predicted_runtime_s for p in cut), 5.0)})
+    joined = rejoin_parts(merged)
+    assert joined.tasks == ("mmlu", "arc") and joined.task_runtimes_s == pytest.approx((1000.0, 5.0))
+    some = merged.model_copy(update={"tasks": merged.tasks[:2], "task_runtimes_s": merged.task_runtimes_s[:2]})
+    assert rejoin_parts(some) == some  # an incomplete set stays in parts
+
+
+def test_plan_cuts_only_where_the_makespan_gains() -> None:
+    pieces = plan_pieces(_profile(), 8)
+    big_parts = [t for p in pieces if p.model == "big" for t in p.tasks if parse_part(t)]
+    assert len(big_parts) >= 2, "the dominant group runs in parts"
+    assert len({p.key for p in pieces if any(parse_part(t) for t in p.tasks)}) >= 2, "on more than one device"
+    covered = sorted(t for p in pieces if p.model == "big" for t in p.tasks)
+    assert all(parse_part(t) or t == "arc" for t in covered)
+    # On one device nothing can run side by side: cutting would only add loads.
+    assert all(not parse_part(t) for p in plan_pieces(_profile(), 1) for t in p.tasks)
