@@ -16,6 +16,7 @@ from typing import Any
 from spectrabench.execution.backends import make_executor
 from spectrabench.execution.dispatching import run_queue
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, Executor
+from spectrabench.execution.groupparts import settle_groups
 from spectrabench.execution.outcomes import JobFailure, RunObserver, RunSummary, SilentObserver
 from spectrabench.execution.preflight import unreachable_models
 from spectrabench.execution.retry import decide_retry
@@ -68,13 +69,15 @@ class _Run:
     # -- settling jobs that need no worker -------------------------------------------------------------------
     def initial_states(self) -> deque[_JobState]:
         """Settle every job whose outcome is known without a worker; queue the rest in plan order."""
-        keys = [ref.task_key for planned in self.plan.jobs for ref in planned.job.tasks]
+        # A part of a group is done when it is, or when the whole group is (measured whole, or aggregated).
+        keys = [key for planned in self.plan.jobs for ref in planned.job.tasks
+                for key in (ref.task_key, ref.whole_key) if key is not None]
         completed = set() if self.plan.options.force else self.history.completed_task_keys(keys)
         queue: deque[_JobState] = deque()
         with self.history.session():  # one connection for a burst of small writes
             for planned in self.plan.jobs:
                 job = planned.job
-                todo = [ref for ref in job.tasks if ref.task_key not in completed]
+                todo = [ref for ref in job.tasks if ref.task_key not in completed and ref.whole_key not in completed]
                 state = _JobState(job, todo, job.batch_size)
                 if not todo:
                     self._finish_job(state, "reused")
@@ -108,7 +111,7 @@ class _Run:
         models = [m.name for m in self.plan.profile.models]
         tasks = [t.name for t in self.plan.profile.tasks]
         model = models.index(job.model.name) if job.model.name in models else len(models)
-        return {ref.name: model * 1000 + (tasks.index(ref.name) if ref.name in tasks else len(tasks))
+        return {ref.name: model * 1000 + (tasks.index(ref.profile_task) if ref.profile_task in tasks else len(tasks))
                 for ref in job.tasks}
 
     def _features(self, job: Job, task: str, batch_size: int, co_located: int = 1) -> dict[str, Any] | None:
@@ -125,6 +128,7 @@ class _Run:
         self.history.record_job(run_id, state.job, status=outcome, devices=devices,
                                 prediction=self._prediction(state.job))
         self.history.record_run_tasks(run_id, state.job, self._statuses(state, outcome), self._places(state.job))
+        settle_groups(self.history, self.settings.results_root, run_id, state.job, self._places(state.job))
         self.counts[outcome] += 1
         self.observer.job_done(state.job, outcome, None)
 
@@ -135,6 +139,8 @@ class _Run:
                                 error_kind=kind, error=message, prediction=self._prediction(state.job))
         self.history.record_run_tasks(self.plan.run_id, state.job, self._statuses(state, "failed"),
                                       self._places(state.job))
+        settle_groups(self.history, self.settings.results_root, self.plan.run_id, state.job, self._places(state.job),
+                      unfinished={ref.task_key for ref in state.todo})
         self.counts["failed"] += 1
         self.failures.append(failure)
         self.observer.job_done(state.job, "failed", failure)

@@ -181,8 +181,11 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
 
     if options.mode == "optimized":
         pairs = [sized(job) for job in jobs]
+        # Every lm-eval group (built-in, or local with local leaves) may run in parts; the worker builds the group
+        # and runs its slice of the leaves.
+        groups = {name: shape.subtasks for name, shape in shapes.items() if shape.subtasks > 1}
         jobs = regroup([job for job, _ in pairs], {job.job_key: forecast for job, forecast in pairs},
-                       max(1, len(devices) // options.gpus_per_job))
+                       max(1, len(devices) // options.gpus_per_job), groups)
     for job in jobs:
         job, forecast = sized(job)
         plan.forecasts[job.job_key] = forecast
@@ -242,13 +245,21 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 def predicted_outlook(planned: RunPlan) -> PlanOutlook:
     """The plan's predicted schedule, bound and sequential time (see `planning.outlook`)."""
-    items, pairs = [], []
+    items = []
+    # The sequential baseline runs a group whole: its parts (in any jobs) add up to one pair with one load.
+    pair_costs: dict[tuple[str, str], tuple[float, float]] = {}
     for job in planned.jobs:
         forecast = planned.forecasts.get(job.job.job_key)
         items.append(work_item(job.job, forecast))
         if forecast is not None:
-            pairs += [PairCost(model=job.job.model.name, load_s=forecast.load_s, runtime_s=task.runtime_s)
-                      for task in forecast.tasks]
+            for ref, task in zip(job.job.tasks, forecast.tasks, strict=True):
+                load, runtime = pair_costs.get((job.job.model.name, ref.profile_task), (0.0, 0.0))
+                pair_costs[job.job.model.name, ref.profile_task] = (max(load, forecast.load_s),
+                                                                    runtime + task.runtime_s)
+    shapes = task_shapes(planned.profile, planned.sources)
+    pairs = [PairCost(model=model, load_s=load, runtime_s=runtime,
+                      subtasks=shapes[task].subtasks if task in shapes else 1)
+             for (model, task), (load, runtime) in pair_costs.items()]
     slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
     options = planned.options
     # As `execution.dispatching` runs it: small models share GPUs in optimized mode on the local backend.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from spectrabench.taskparts import file_stem
+
 CLAIMS_DIR = "claims"
 
 
@@ -27,7 +29,7 @@ def claim_task(attempt_dir: Path, task: str, owner: str, *, create: bool = False
     elif not folder.is_dir():
         return False
     try:
-        fd = os.open(folder / task, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(folder / file_stem(task), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
     try:
@@ -39,7 +41,7 @@ def claim_task(attempt_dir: Path, task: str, owner: str, *, create: bool = False
 
 def claimed_by(attempt_dir: Path, task: str) -> str | None:
     """Who claimed `task` ("worker", "driver", ...), or None when nobody has yet."""
-    path = attempt_dir / CLAIMS_DIR / task
+    path = attempt_dir / CLAIMS_DIR / file_stem(task)
     try:
         return path.read_text(encoding="utf-8") or "?"
     except FileNotFoundError:

@@ -57,6 +57,8 @@ def classify_exception(exc: BaseException, stage: str) -> ErrorKind:
     if stage == "load" and isinstance(exc, OSError | ValueError | ImportError):
         # A model folder without usable weights or config, or args the model class refuses: no retry can help.
         return ErrorKind.UNAVAILABLE
+    if name == "PartError":  # a group that cannot run in parts: retrying changes nothing
+        return ErrorKind.BAD_TASK
     if name == "UserError":
         return ErrorKind.UNAVAILABLE if stage == "load" else ErrorKind.BAD_TASK
     if stage == "task" and (isinstance(exc, KeyError) or "not found" in text or "unsafe" in text):
@@ -125,16 +127,26 @@ def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any
     import lm_eval
 
     task = spec.tasks[task_index]
+    tasks: list[Any] = [task.harness_name]
+    structure = None
+    if task.part is not None:
+        # A part of a group: its slice of the leaves, built through the group (`harness.groupscores`).
+        from spectrabench.harness.groupscores import part_of_group
+
+        tasks, structure = part_of_group(task_manager, task.harness_name, *task.part)
     limit, samples = spec.limit, None
     if spec.sampling == "random" and spec.limit is not None:
         from spectrabench.harness.sampling import random_samples
 
         limit, samples = None, random_samples(task.harness_name, task_manager, spec.limit, spec.sample_seed)
+        if structure is not None:
+            chosen = {t.task_name for t in tasks}
+            samples = {name: ids for name, ids in samples.items() if name in chosen}
     # One loaded model, each task at its own batch: HFLM reads batch_size_per_gpu at every call.
     batch = task.batch_under(spec.batch_size)
     lm.batch_size_per_gpu = batch
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=[task.harness_name], num_fewshot=task.shots, limit=limit, samples=samples,
+        model=lm, tasks=tasks, num_fewshot=task.shots, limit=limit, samples=samples,
         batch_size=batch, task_manager=task_manager, log_samples=True,
         confirm_run_unsafe_code=task.allow_code_execution, random_seed=spec.seed,
         numpy_random_seed=1234 + spec.seed, torch_random_seed=1234 + spec.seed,
@@ -142,6 +154,10 @@ def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any
     )
     if results is None:  # only on non-zero ranks in distributed runs, which we never start
         raise RuntimeError("lm-eval returned no results")
+    if structure is not None:
+        from spectrabench.harness.groupscores import GROUPS_KEY
+
+        results = {**results, GROUPS_KEY: structure}
     return dict(results)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from spectrabench.planning.jobs import TaskRef
+from spectrabench.taskparts import file_stem
 
 SPEC_FILE = "spec.json"
 PROGRESS_FILE = "progress.json"
@@ -81,12 +82,12 @@ class WorkerSpec(BaseModel):
 
 def task_results_file(out_dir: Path, task: str) -> Path:
     """Where the worker writes one task's lm-eval results (lm-eval's own JSON layout)."""
-    return out_dir / f"{task}.results.json"
+    return out_dir / f"{file_stem(task)}.results.json"
 
 
 def task_samples_file(out_dir: Path, task: str) -> Path:
     """Where the worker writes one task's per-sample records (one lm-eval sample dict per line)."""
-    return out_dir / f"{task}.samples.jsonl"
+    return out_dir / f"{file_stem(task)}.samples.jsonl"
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -49,24 +49,26 @@ def limit_samples(db: Path) -> list[PairSamples]:
         for task, metric, filter_ in metric_rows:
             by_task[task].add((metric, filter_))
         chosen = {task: _primary(metrics) for task, metrics in by_task.items()}
+        # By run, not by task key: a group run in parts stores each part's leaves under the part's key, and one
+        # run measures a (model, task) pair once.
         runs = con.execute(
-            """SELECT s.model, s.task, s.metric, s.filter, s.task_key, s.run_id, count(*) AS n,
-                      max(tr.finished_at) AS finished
+            """SELECT s.model, s.task, s.metric, s.filter, s.run_id, count(*) AS n, max(tr.finished_at) AS finished
                FROM samples s LEFT JOIN task_results tr ON tr.task_key = s.task_key AND tr.run_id = s.run_id
                GROUP BY ALL""").fetchall()
-        best: dict[tuple[str, str], tuple[int, str, str, str]] = {}
-        for model, task, metric, filter_, task_key, run_id, n, finished in runs:
+        best: dict[tuple[str, str], tuple[int, str, str]] = {}
+        for model, task, metric, filter_, run_id, n, finished in runs:
             if chosen.get(task) != (metric, filter_):
                 continue
-            rank = (int(n), str(finished or ""), task_key, run_id)
+            rank = (int(n), str(finished or ""), run_id)
             if (model, task) not in best or rank > best[(model, task)]:
                 best[(model, task)] = rank
         out = []
-        for (model, task), (_, _, task_key, run_id) in sorted(best.items()):
+        for (model, task), (_, _, run_id) in sorted(best.items()):
             metric, filter_ = chosen[task]
             rows = con.execute(
-                "SELECT subtask, doc_id, value FROM samples WHERE task_key = ? AND run_id = ? AND metric = ? "
-                "AND filter = ? AND value IS NOT NULL", [task_key, run_id, metric, filter_]).fetchall()
+                "SELECT subtask, doc_id, value FROM samples WHERE model = ? AND task = ? AND run_id = ? "
+                "AND metric = ? AND filter = ? AND value IS NOT NULL", [model, task, run_id, metric, filter_]
+            ).fetchall()
             values = {(str(subtask), int(doc_id)): float(value) for subtask, doc_id, value in rows}
             out.append(PairSamples(model, task, metric, filter_, run_id, values))
     return out

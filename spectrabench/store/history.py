@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spectrabench.harness.results import TaskOutput
+from spectrabench.harness.results import ScoreRow, TaskOutput
 from spectrabench.planning.jobs import Job, TaskRef
 from spectrabench.store.db import connect
 
@@ -38,6 +38,17 @@ class AttemptRecord(NamedTuple):
     error_kind: str | None
     error: str | None
     worker: dict[str, Any]
+
+
+class PartResult(NamedTuple):
+    """The newest stored result of one part of a group (`taskparts`), with its leaves' scores."""
+
+    task_key: str
+    run_id: str
+    results_path: str
+    runtime_s: float | None
+    n_samples: int | None
+    scores: list[ScoreRow]
 
 
 class History:
@@ -102,6 +113,8 @@ class History:
         the workers ran them in)."""
         with self._transaction() as con:
             for ref in job.tasks:
+                if ref.part is not None:
+                    continue  # a part's pair is its group's, recorded by `record_group_task`
                 con.execute("DELETE FROM run_tasks WHERE run_id = ? AND task_key = ?", [run_id, ref.task_key])
                 con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [run_id, ref.task_key, job.job_key, job.model.name, ref.name, statuses[ref.name],
@@ -151,20 +164,67 @@ class History:
     def record_task_output(self, run_id: str, job: Job, attempt: int, ref: TaskRef, output: TaskOutput,
                            *, runtime_s: float | None, batch_size: int, features: dict[str, Any] | None = None
                            ) -> None:
-        """Store one finished task's timing, scores and per-sample values in one transaction."""
-        model = job.model.name
+        """Store one finished task's timing, scores and per-sample values in one transaction (a part of a group
+        under its group's task name: its leaves are the group's)."""
+        model, task = job.model.name, ref.profile_task
         with self._transaction() as con:
             for table in ("task_results", "scores", "samples"):
                 con.execute(f"DELETE FROM {table} WHERE task_key = ? AND run_id = ?", [ref.task_key, run_id])
             con.execute("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [ref.task_key, run_id, job.job_key, attempt, model, ref.name, ref.harness_name,
+                        [ref.task_key, run_id, job.job_key, attempt, model, task, ref.harness_name,
                          job.limit, ref.shots, batch_size, runtime_s, output.n_samples,
                          str(output.results_path), _now(), json.dumps(features) if features else None])
             con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [[ref.task_key, run_id, model, ref.name, s.subtask, s.metric, s.filter, s.value,
+                            [[ref.task_key, run_id, model, task, s.subtask, s.metric, s.filter, s.value,
                               s.stderr, s.n_samples] for s in output.scores])
             if output.samples:
-                _insert_samples(con, ref.task_key, run_id, model, ref.name, output)
+                _insert_samples(con, ref.task_key, run_id, model, task, output)
+
+    def part_results(self, keys: list[str]) -> dict[str, PartResult]:
+        """The newest stored result of each of `keys` (parts of one group) that has one, by key."""
+        if not keys or not self.path.exists():
+            return {}
+        marks = ", ".join("?" for _ in keys)
+        with self.session() as con:
+            rows = con.execute(
+                f"""SELECT task_key, run_id, results_path, runtime_s, n_samples FROM (
+                        SELECT *, row_number() OVER (PARTITION BY task_key ORDER BY finished_at DESC) AS rn
+                        FROM task_results WHERE task_key IN ({marks})) WHERE rn = 1""", keys).fetchall()
+            found = {}
+            for key, run_id, path, runtime_s, n_samples in rows:
+                scores = con.execute("SELECT subtask, metric, filter, value, stderr, n_samples FROM scores "
+                                     "WHERE task_key = ? AND run_id = ?", [key, run_id]).fetchall()
+                found[key] = PartResult(key, run_id, path, runtime_s, n_samples, [ScoreRow(*r) for r in scores])
+        return found
+
+    def record_group(self, run_id: str, model: str, ref: TaskRef, rows: list[ScoreRow], *, limit: int | None,
+                     runtime_s: float, n_samples: int, results_path: Path) -> None:
+        """Store a group's scores, aggregated from its parts, as the measurement of the whole group (its
+        `whole_key`): a later run finds the group complete, and reports read it like any task's."""
+        key, task = ref.whole_key or ref.task_key, ref.profile_task
+        with self._transaction() as con:
+            for table in ("task_results", "scores"):
+                con.execute(f"DELETE FROM {table} WHERE task_key = ? AND run_id = ?", [key, run_id])
+            # No job, attempt or features: it ran as its parts, which the predictor learns from.
+            con.execute("INSERT INTO task_results VALUES (?, ?, NULL, NULL, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, NULL)",
+                        [key, run_id, model, task, ref.harness_name, limit, ref.shots, runtime_s, n_samples,
+                         str(results_path), _now()])
+            con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [[key, run_id, model, task, r.subtask, r.metric, r.filter, r.value, r.stderr,
+                              r.n_samples] for r in rows])
+
+    def record_group_task(self, run_id: str, ref: TaskRef, job_key: str, model: str, status: str, place: int,
+                          *, keep_existing: bool = False) -> None:
+        """Record the status of the (model, group) pair a part belongs to within this run; with `keep_existing`,
+        only when no other part's job has recorded one yet."""
+        key = ref.whole_key or ref.task_key
+        with self._transaction() as con:
+            if keep_existing and con.execute("SELECT 1 FROM run_tasks WHERE run_id = ? AND task_key = ?",
+                                             [run_id, key]).fetchone():
+                return
+            con.execute("DELETE FROM run_tasks WHERE run_id = ? AND task_key = ?", [run_id, key])
+            con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, key, job_key, model, ref.profile_task, status, place])
 
     def save_predictor(self, artifact: bytes, *, n_records: int, cv_error: float | None) -> int:
         """Store a trained predictor as the next version; returns the version."""

@@ -42,7 +42,7 @@ _SAMPLES = """
            b.value, o.value
     FROM (SELECT * FROM samples WHERE run_id = ?) b
     FULL OUTER JOIN (SELECT * FROM samples WHERE run_id = ?) o
-      ON b.task_key = o.task_key AND b.subtask IS NOT DISTINCT FROM o.subtask AND b.doc_id = o.doc_id
+      ON b.model = o.model AND b.task = o.task AND b.subtask IS NOT DISTINCT FROM o.subtask AND b.doc_id = o.doc_id
          AND b.metric = o.metric AND b.filter IS NOT DISTINCT FROM o.filter
 """
 _SCORES = """
@@ -51,7 +51,7 @@ _SCORES = """
            b.value, o.value
     FROM (SELECT * FROM scores WHERE run_id = ?) b
     FULL OUTER JOIN (SELECT * FROM scores WHERE run_id = ?) o
-      ON b.task_key = o.task_key AND b.subtask IS NOT DISTINCT FROM o.subtask AND b.metric = o.metric
+      ON b.model = o.model AND b.task = o.task AND b.subtask IS NOT DISTINCT FROM o.subtask AND b.metric = o.metric
          AND b.filter IS NOT DISTINCT FROM o.filter
 """
 
@@ -65,7 +65,8 @@ def _differs(a: float | None, b: float | None, tolerance: float) -> bool:
 
 
 def compare_runs(db: Path, baseline_run: str, optimized_run: str) -> ParityReport:
-    """Compare two runs of the same (model, task) measurements, matched by measurement key.
+    """Compare two runs of the same (model, task) measurements, matched by model, task, subtask, document, metric
+    and filter (not by task key: a group run in parts stores each part's leaves under the part's key).
 
     Args:
         db: The store both runs wrote.

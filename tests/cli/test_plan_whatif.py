@@ -20,9 +20,19 @@ def test_what_if_plan_on_eight_h100s(tmp_path: Path, data_dir: Path) -> None:
     plan = json.loads(result.stdout)
     outlook = plan["outlook"]
     assert plan["mode"] == "optimized" and len(outlook["devices"]) == 8
-    # Every (model, task) pair is scheduled exactly once, on a device of the pool.
-    pairs = [(slot["model"], task) for slot in outlook["schedule"] for task in slot["tasks"]]
-    assert len(pairs) == len(set(pairs)) == 130 and not outlook["unplaced"]
+    # Every (model, task) pair is scheduled exactly once, whole or as every part of it (a 32B model's kmmlu would
+    # alone outlast a device's share), on a device of the pool.
+    from spectrabench.taskparts import parse_part, whole_name
+
+    scheduled = [(slot["model"], task) for slot in outlook["schedule"] for task in slot["tasks"]]
+    assert len(scheduled) == len(set(scheduled)) and not outlook["unplaced"]
+    assert len({(model, whole_name(task)) for model, task in scheduled}) == 130
+    parts = {(model, parse_part(task)) for model, task in scheduled if parse_part(task)}
+    assert parts, "the dominant group runs in parts"
+    for model, part in parts:
+        assert part is not None and {(model, part.task)} == {
+            (m, whole_name(t)) for m, t in scheduled if m == model and whole_name(t) == part.task}
+        assert sum(1 for m, t in scheduled if m == model and whole_name(t) == part.task) == part.parts
     assert {slot["device"] for slot in outlook["schedule"]} <= set(outlook["devices"])
     # The bound holds for the predicted schedule, and eight devices beat one at a time.
     assert outlook["lower_bound_s"] <= outlook["makespan_s"] * (1 + 1e-9)
@@ -127,14 +137,14 @@ def test_a_gpu_memory_limit_sizes_batches_within_it_and_reaches_the_worker(data_
     assert {p.spec.gpu_memory_limit_gb for p in free.jobs} == {None}
     assert {p.spec.gpu_memory_limit_gb for p in limited.jobs} == {40}
     # Per (model, task): a job's key names its batch, so the two plans' keys differ.
-    batches = {(p.job.model.name, r.name): r.batch_size or 0 for p in free.jobs for r in p.job.tasks}
+    batches = {(p.job.model.name, r.profile_task): r.batch_size or 0 for p in free.jobs for r in p.job.tasks}
     smaller = 0
     for planned in limited.jobs:
         if planned.job.gpus == 1:
             assert limited.forecasts[planned.job.job_key].peak_mem_gb <= 40 * (1 - held.memory_margin)
         for ref in planned.job.tasks:
-            assert (ref.batch_size or 0) <= batches[planned.job.model.name, ref.name]
-            smaller += (ref.batch_size or 0) < batches[planned.job.model.name, ref.name]
+            assert (ref.batch_size or 0) <= batches[planned.job.model.name, ref.profile_task]
+            smaller += (ref.batch_size or 0) < batches[planned.job.model.name, ref.profile_task]
     assert smaller, "some task runs a smaller batch within 40 GB than on the whole card"
 
 

@@ -1,0 +1,71 @@
+"""An optimized run cuts a dominant lm-eval group into parts on two devices, scores exactly as the baseline that
+runs it whole, and resumes a lost part alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_cli
+from tests.groups import GROUP, LEAVES, write_pair_group
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_group_in_parts_scores_as_the_whole_and_a_lost_part_reruns_alone(tmp_path: Path,
+                                                                           data_dir: Path) -> None:
+    folder = write_pair_group(tmp_path / "groups")
+    profile = tmp_path / "pair.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "pair", "limit": 4, "batch_size": 2, "task_paths": [str(REPO / "profiles" / "tasks"), str(folder)],
+        "models": [{"name": "tiny", "builtin": "tiny-llama-4m", "params_b": 0.004, "dtype": "float32"}],
+        "tasks": [{"name": GROUP, "shots": 0}]}))
+    plan = run_cli("plan", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    assert plan.code == 0, plan.stderr
+    planned = [task for job in json.loads(plan.stdout)["jobs"] for task in job["tasks"]]
+    assert sorted(planned) == [f"{GROUP}[1/2]", f"{GROUP}[2/2]"], "one model, one group, two devices: two parts"
+
+    result = run_cli("compare", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["identical"], summary["parity"]
+    assert summary["parity"]["samples_compared"] > 0
+    optimized = summary["optimized"]["run_id"]
+
+    db = data_dir / "spectrabench.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        # Both runs stored the group's own score (lm-eval's aggregate, recomputed from the parts), under one key.
+        rows = con.execute("SELECT run_id, task_key, value FROM scores WHERE subtask = ? AND metric = 'acc' "
+                           "ORDER BY run_id", [GROUP]).fetchall()
+        assert len(rows) == 2 and rows[0][1:] == rows[1][1:]
+        status = con.execute("SELECT task, status FROM run_tasks WHERE run_id = ?", [optimized]).fetchall()
+        assert status == [(GROUP, "complete")]
+        # Lose one part's result (and the group's): the next run reruns that part alone and scores the group again.
+        found = con.execute("SELECT task_key FROM scores WHERE run_id = ? AND subtask = ?",
+                            [optimized, LEAVES[1]]).fetchone()
+        assert found is not None
+        lost = found[0]
+        whole = rows[1][1]
+        for table in ("task_results", "scores", "samples"):
+            con.execute(f"DELETE FROM {table} WHERE task_key IN (?, ?)", [lost, whole])
+    finally:
+        con.close()
+    again = run_cli("run", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    assert again.code == 0, again.stderr
+    run = json.loads(again.stdout)
+    assert (run["jobs_completed"], run["jobs_reused"], run["attempts"]) == (1, 1, 1)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        value = con.execute("SELECT value FROM scores WHERE run_id = ? AND subtask = ? AND metric = 'acc'",
+                            [run["run_id"], GROUP]).fetchone()
+    finally:
+        con.close()
+    assert value is not None and value[0] == rows[0][2]
+    report = run_cli("report", "--run", run["run_id"], "--format", "json")
+    assert report.code == 0, report.stderr
+    assert GROUP in report.stdout
