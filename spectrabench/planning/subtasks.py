@@ -24,6 +24,10 @@ from spectrabench.taskparts import parse_part, part_name, part_share
 # 0.5: 7.29 / 6.79 / 7.82 / 7.14; 0.25: 7.57 / 6.74 / 7.80 / 7.12; 0.15: 7.57 / 6.82 / 7.76 / 7.11; 0.1: 7.51 /
 # 6.80 / 7.81 / 7.16. With counts on the power-of-two ladder below, 0.15: 7.58 / 6.68 / 7.76 / 7.06.
 SPLIT_SHARE = 0.15
+# At most this many parts per group: each part's worker builds the whole group (every leaf's dataset and config),
+# which for kmmlu's 45 subjects costs tens of seconds a part. Simulated on 8xH100-80GB (as above, ladder counts): at
+# most 4 parts 7.61 / 6.64 / 7.76 / 7.06; 8: 7.58 / 6.72 / 7.76 / 7.06; 16 or no cap: 7.58 / 6.68 / 7.76 / 7.06.
+MAX_PARTS = 8
 
 
 def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
@@ -52,16 +56,16 @@ def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devic
 
 
 def _parts(item: WorkItem, target_s: float) -> list[WorkItem]:
-    """`item` cut into parts whose predicted time (load included) stays under `target_s`, as far as its leaves
-    allow, their count a power of two (or all its leaves); `[item]` when it is no group, runs several tasks, or
-    fits already."""
+    """`item` cut into parts whose predicted time (load included) stays under `target_s`, as far as its leaves and
+    `MAX_PARTS` allow, their count a power of two (or all its leaves); `[item]` when it is no group, runs several
+    tasks, or fits already."""
     if item.subtasks < 2 or len(item.tasks) != 1 or item.predicted_load_s + item.predicted_runtime_s <= target_s:
         return [item]
     room = target_s - item.predicted_load_s
     needed = item.subtasks if room <= 0 else max(2, math.ceil(item.predicted_runtime_s / room))
     # Counts on a ladder of powers of two: a part's key names its count, so a resumed run whose predictions moved a
     # little (the predictor retrains after every run) still finds the parts the last run finished.
-    count = min(item.subtasks, 2 ** math.ceil(math.log2(needed)))
+    count = min(item.subtasks, MAX_PARTS, 2 ** math.ceil(math.log2(needed)))
     task = item.tasks[0]
     parts = []
     for index in range(1, count + 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spectrabench.planning.schedule import WorkItem
-from spectrabench.planning.subtasks import plan_pieces, rejoin_parts, split_large_groups
+from spectrabench.planning.subtasks import MAX_PARTS, plan_pieces, rejoin_parts, split_large_groups
 from spectrabench.taskparts import parse_part
 
 
@@ -24,7 +24,7 @@ def _profile() -> dict[str, list[WorkItem]]:
 def test_a_dominant_group_is_cut_and_small_or_plain_tasks_are_not() -> None:
     split = split_large_groups(_profile(), 8)
     parts = [i for i in split["big"] if parse_part(i.tasks[0])]
-    assert 2 <= len(parts) <= 45
+    assert 2 <= len(parts) <= MAX_PARTS and len(parts) & (len(parts) - 1) == 0, "a power of two: resume finds them"
     assert sum(p.predicted_runtime_s for p in parts) == pytest.approx(8000.0)
     assert {parse_part(p.tasks[0]).parts for p in parts} == {len(parts)}  # type: ignore[union-attr]
     assert all(p.predicted_load_s == 10.0 and p.predicted_mem_gb == 20.0 for p in parts)
@@ -35,9 +35,11 @@ def test_a_dominant_group_is_cut_and_small_or_plain_tasks_are_not() -> None:
     assert split_large_groups(_profile(), 8, lambda m: m != "big")["big"] == _profile()["big"]
 
 
-def test_never_more_parts_than_leaves() -> None:
+def test_never_more_parts_than_leaves_or_the_cap() -> None:
     split = split_large_groups({"x": [_item("x", "haerae", 1e6, subtasks=5)], "y": [_item("y", "arc", 1.0)]}, 8)
     assert len(split["x"]) == 5
+    split = split_large_groups({"x": [_item("x", "mmlu", 1e6, subtasks=57)], "y": [_item("y", "arc", 1.0)]}, 8)
+    assert len(split["x"]) == MAX_PARTS
 
 
 def test_parts_in_one_job_are_joined_back() -> None:
