@@ -6,7 +6,8 @@ each group whose predicted time exceeds `SPLIT_SHARE` of a device's share (all w
 devices) is cut into parts of its leaf tasks, each predicted at its share of the leaves. Grouping then treats the
 parts as tasks: it may run them in one worker or spread them. Parts that end up in the same worker are joined back
 into the whole group (one lm-eval call, as without splitting). A group is never cut into more parts than it has
-leaves, and a model that grouping may not split keeps its groups whole.
+leaves or `MAX_PARTS`, and a model that grouping may not split keeps its groups whole. The cut grouping is kept
+only when its makespan to expect under prediction error beats the uncut one by `grouping.MIN_GAIN`.
 """
 
 from __future__ import annotations
