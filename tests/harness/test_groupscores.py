@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from spectrabench.execution.attempt import run_attempt
-from spectrabench.harness.groupscores import GROUPS_KEY, aggregate_groups, parse_structure
+from spectrabench.harness.groupscores import PartError, aggregate_groups, parse_structure, part_of_group
 from spectrabench.harness.localtasks import group_leaves, index_local
 from spectrabench.harness.models import provision
-from spectrabench.harness.results import parse_scores, read_task_output
-from spectrabench.harness.workerspec import WorkerModel, WorkerSpec, task_results_file
-from spectrabench.planning.jobs import TaskRef, part_ref
+from spectrabench.harness.results import parse_scores
 from tests.conftest import MODEL_CACHE, REPO
 from tests.groups import GROUP, LEAVES, write_pair_group
 
@@ -32,42 +28,50 @@ def test_a_local_group_is_indexed_with_its_leaves(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_parts_give_lm_evals_leaf_and_group_scores(tmp_path: Path) -> None:
+    # In one process with one loaded model, as the worker runs them (the worker's own path is covered end to end
+    # in tests/execution/test_group_parts.py).
     import lm_eval
+    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     folder = write_pair_group(tmp_path / "groups")
-    whole = TaskRef(name=GROUP, harness_name=GROUP, shots=0, allow_code_execution=False, version="t",
-                    task_key="key-pair")
-    parts = (part_ref(whole, 1, 2), part_ref(whole, 2, 2))
-    spec = WorkerSpec(job_key="parts", attempt=1, model=WorkerModel(name="tiny", builtin="tiny-llama-4m",
-                                                                     dtype="float32"),
-                      tasks=parts, limit=5, batch_size=2, include_paths=[str(TASKS_DIR), str(folder)],
-                      include_defaults=False, model_cache_dir=str(MODEL_CACHE), out_dir=str(tmp_path / "attempt"))
-    outcome = run_attempt(spec, dict(os.environ))
-    assert outcome.error_kind is None, outcome.log_path.read_text()[-2000:]
+    lm = HFLM(pretrained=str(provision("tiny-llama-4m", MODEL_CACHE)), dtype="float32", batch_size=2, device="cpu")
 
-    direct = lm_eval.simple_evaluate(
-        model="hf", model_args={"pretrained": str(provision("tiny-llama-4m", MODEL_CACHE)), "dtype": "float32"},
-        tasks=[GROUP], num_fewshot=0, limit=5, batch_size=2, device="cpu", log_samples=True,
-        task_manager=TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False))
-    assert direct is not None
+    def evaluate(tasks: list[Any]) -> dict[str, Any]:
+        manager = TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False)
+        found = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=0, limit=5, batch_size=2,
+                                        task_manager=manager, log_samples=True)
+        assert found is not None
+        return dict(found)
+
+    direct = evaluate([GROUP])
     expected = {(r.subtask, r.metric, r.filter): (r.value, r.stderr) for r in parse_scores(direct)}
     leaf_rows = []
-    for ref, leaf in zip(parts, LEAVES, strict=True):
-        output = read_task_output(tmp_path / "attempt", ref.name)
-        assert {r.subtask for r in output.scores} == {leaf}, "each part runs its own slice of the leaves"
-        leaf_rows += output.scores
-        samples = {(s.subtask, s.doc_id, s.metric): s.value for s in output.samples}
+    structure = {}
+    for index, leaf in enumerate(LEAVES, start=1):
+        manager = TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False)
+        tasks, raw = part_of_group(manager, GROUP, index, len(LEAVES))
+        structure = parse_structure(raw)
+        part = evaluate(tasks)
+        rows = parse_scores(part)
+        assert {r.subtask for r in rows} == {leaf}, "each part runs its own slice of the leaves"
+        leaf_rows += rows
+        samples = {(leaf, r["doc_id"], m): float(r[m]) for r in part["samples"][leaf] for m in r["metrics"]}
         assert samples == {(leaf, r["doc_id"], m): float(r[m]) for r in direct["samples"][leaf] for m in r["metrics"]}
     assert {(r.subtask, r.metric, r.filter): (r.value, r.stderr) for r in leaf_rows} == {
         k: v for k, v in expected.items() if k[0] in LEAVES}
-    structure = parse_structure(json.loads(task_results_file(tmp_path / "attempt", parts[0].name).read_text())
-                                [GROUPS_KEY])
     assert structure[GROUP].leaves == LEAVES
     group_rows = aggregate_groups(structure, leaf_rows)
     assert {(r.subtask, r.metric, r.filter): (r.value, r.stderr) for r in group_rows} == {
         k: v for k, v in expected.items() if k[0] == GROUP}
     assert group_rows and all(r.n_samples == 10 for r in group_rows)
+
+
+def test_a_task_that_is_no_group_cannot_run_in_parts() -> None:
+    from lm_eval.tasks import TaskManager
+
+    with pytest.raises(PartError, match="not an lm-eval group"):
+        part_of_group(TaskManager(include_path=[str(TASKS_DIR)], include_defaults=False), "sb_facts", 1, 2)
 
 
 def test_aggregation_weights_by_size_or_not_and_discovers_filters() -> None:
