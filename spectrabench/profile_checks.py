@@ -37,6 +37,12 @@ def check_profile(profile: Profile, settings: Settings) -> None:
                                 hint="set allow_code_execution: true on the task to allow it (sandboxed)")
         if leaves:
             continue
+        if task.lm_eval_task is None and name in groups:
+            foreign = next((m for m in groups[name].members if m not in local and not group_leaves(m, local, groups)),
+                           "nothing")
+            raise UserError(f"{where}: local group '{task.name}' lists '{foreign}', which is not a local task or group",
+                            hint=f"fix the member in {groups[name].yaml_path}, or set lm_eval_task: {name} on the task "
+                                 "to run it as lm-eval resolves it")
         if task.lm_eval_task is None and name not in known:
             raise UserError(f"{where}: unknown task '{task.name}'",
                             hint=did_you_mean(task.name, known | set(local) | set(groups), "tasks")

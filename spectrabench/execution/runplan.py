@@ -78,6 +78,8 @@ class RunPlan(BaseModel):
     jobs: list[PlannedJob]
     forecasts: dict[str, JobForecast] = {}
     predictor_version: int | None = None
+    # Leaf tasks of each profile task that is an lm-eval group (by task name): what it may be cut into.
+    group_leaves: dict[str, int] = {}
 
     @property
     def devices_label(self) -> str:
@@ -179,13 +181,13 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
             forecast = forecast.model_copy(update={"batch_size": job.batch_size, "batch_reason": "--batch-size"})
         return job, forecast
 
+    # Every lm-eval group (built-in, or local with local leaves) may run in parts; the worker builds the group and
+    # runs its slice of the leaves.
+    plan.group_leaves = {name: shape.subtasks for name, shape in shapes.items() if shape.subtasks > 1}
     if options.mode == "optimized":
         pairs = [sized(job) for job in jobs]
-        # Every lm-eval group (built-in, or local with local leaves) may run in parts; the worker builds the group
-        # and runs its slice of the leaves.
-        groups = {name: shape.subtasks for name, shape in shapes.items() if shape.subtasks > 1}
         jobs = regroup([job for job, _ in pairs], {job.job_key: forecast for job, forecast in pairs},
-                       max(1, len(devices) // options.gpus_per_job), groups)
+                       max(1, len(devices) // options.gpus_per_job), plan.group_leaves)
     for job in jobs:
         job, forecast = sized(job)
         plan.forecasts[job.job_key] = forecast
@@ -256,9 +258,7 @@ def predicted_outlook(planned: RunPlan) -> PlanOutlook:
                 load, runtime = pair_costs.get((job.job.model.name, ref.profile_task), (0.0, 0.0))
                 pair_costs[job.job.model.name, ref.profile_task] = (max(load, forecast.load_s),
                                                                     runtime + task.runtime_s)
-    shapes = task_shapes(planned.profile, planned.sources)
-    pairs = [PairCost(model=model, load_s=load, runtime_s=runtime,
-                      subtasks=shapes[task].subtasks if task in shapes else 1)
+    pairs = [PairCost(model=model, load_s=load, runtime_s=runtime, subtasks=planned.group_leaves.get(task, 1))
              for (model, task), (load, runtime) in pair_costs.items()]
     slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
     options = planned.options

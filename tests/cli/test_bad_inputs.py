@@ -55,7 +55,17 @@ def _missing_data(tmp_path: Path) -> str:
                                                  tasks=[{"name": "sb_broken", "shots": 0}]))
 
 
+def _group_with_a_stranger(tmp_path: Path) -> str:
+    folder = tmp_path / "tasks" / "sb_mixed"
+    folder.mkdir(parents=True)
+    (folder / "sb_mixed.yaml").write_text("group: sb_mixed\ntask:\n  - sb_facts\n  - sb_nowhere\n", encoding="utf-8")
+    return _profile(tmp_path, lambda d: d.update(task_paths=[str(REPO / "profiles" / "tasks"), str(tmp_path / "tasks")],
+                                                 tasks=[{"name": "sb_mixed", "shots": 0}]))
+
+
 CASES: list[tuple[str, Any, list[str], tuple[str, ...]]] = [
+    ("local group with a stranger", _group_with_a_stranger, [], ("local group 'sb_mixed' lists 'sb_nowhere'",
+                                                                 "lm_eval_task")),
     ("malformed yaml", lambda p: _profile(p, text="models: [\n  - name: x\n tasks: {"), [], ("not valid YAML",)),
     ("not a mapping", lambda p: _profile(p, text="- just\n- a list\n"), [], ("must be a mapping",)),
     ("unknown top-level key", lambda p: _profile(p, lambda d: d.update(modles=[])), [], ("modles", "models")),
