@@ -1,7 +1,11 @@
 """Strategies compared in the simulator over many seeds: what `compare --simulate` and the benchmark report.
 
 Every strategy faces the same workload and the same truth per seed (the truth's noise is drawn per item, so an
-item has the same luck under any policy). The policies see predictions only.
+item has the same luck under any policy). The policies see predictions only, except "oracle": our policy told
+the truth, each item's runtime and load predicted exactly as the truth will charge them (its noise and outliers
+included). Its gap to ours is what prediction error costs; its gap to the bound is what the bound credits that
+our policy cannot reach even knowing everything (co-location the planner does not use, parts no finer than
+`planning.subtasks` cuts, one load per model).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from spectrabench.planning.subtasks import plan_pieces
 from spectrabench.profiles import Profile
 from spectrabench.simulate.bound import lower_bound
 from spectrabench.simulate.cluster import SimResult, simulate
-from spectrabench.simulate.truth import SimJob, TruthConfig
+from spectrabench.simulate.truth import SimJob, TruthConfig, true_cost
 from spectrabench.simulate.workload import (
     SimWorkload,
     build_workload,
@@ -29,7 +33,7 @@ from spectrabench.simulate.workload import (
     with_parts,
 )
 
-STRATEGIES = ("sequential", "per-model", "round-robin", "ours")
+STRATEGIES = ("sequential", "per-model", "round-robin", "ours", "oracle")
 
 
 class StrategyStats(BaseModel):
@@ -70,20 +74,35 @@ def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
     return group_items(with_parts(workload, pieces), [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
 
 
+def told_the_truth(workload: SimWorkload, seed: int, truth: TruthConfig) -> SimWorkload:
+    """`workload` with every item's predicted runtime and load replaced by what the truth charges for it on the
+    reference device under `seed` (cold load, alone, at the item's batch): the predictions of a perfect predictor.
+    Memory predictions stay as they were."""
+    items = []
+    for item in workload.items:
+        cost = true_cost(workload.jobs[item.key], workload.reference, 1, None, config=truth, warm=False,
+                         luck=str(seed))
+        items.append(item.model_copy(update={"predicted_runtime_s": cost.runtime_s, "predicted_load_s": cost.load_s,
+                                             "task_runtimes_s": (cost.runtime_s,)}))
+    return workload._replace(items=items)
+
+
 def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], seed: int,
          truth: TruthConfig) -> SimResult:
     if strategy == "sequential":
         work = workload
     elif strategy == "ours":
         work = _ours(workload, len(devices))
+    elif strategy == "oracle":
+        work = _ours(told_the_truth(workload, seed, truth), len(devices))
     else:
         work = group_by_model(workload)  # per-model and round-robin run one worker per model, as tools do
-    policy = make_policy(strategy, n_devices=len(devices))
+    policy = make_policy("ours" if strategy == "oracle" else strategy, n_devices=len(devices))
     # Ours moves the unstarted tail of a long-running job to an idle device, as the real optimized run does, with
     # the loads its grouping left unspent.
     moves = load_budget(len({i.model for i in workload.items}), len(devices)) - len(work.items)
     return simulate(work.items, work.jobs, devices, policy, seed, truth=truth,
-                    max_tail_moves=max(0, moves) if strategy == "ours" else 0)
+                    max_tail_moves=max(0, moves) if strategy in ("ours", "oracle") else 0)
 
 
 def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds: int = 20, noise: float = 0.2,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spectrabench.simulate.experiment import STRATEGIES, compare_strategies
 from spectrabench.simulate.specs import parse_pool
 from tests.simulate import bundled_profile
@@ -31,3 +33,22 @@ def test_on_eight_gpus_a_dominant_group_runs_in_parts_and_the_bound_still_holds(
     stats = {s.strategy: s for s in compare_strategies(standard, pool, seeds=2, noise=0.2,
                                                        strategies=("sequential", "ours"))}
     assert all(s.ratio_to_lb_p50 >= 1.0 and s.unfinished == 0 and s.oom_total == 0 for s in stats.values())
+
+
+def test_the_oracle_is_told_exactly_what_the_truth_charges() -> None:
+    from spectrabench.planning.baselines import make_policy
+    from spectrabench.simulate.cluster import simulate
+    from spectrabench.simulate.experiment import told_the_truth
+    from spectrabench.simulate.truth import TruthConfig
+    from spectrabench.simulate.workload import build_workload
+
+    pool = parse_pool("H100-80GB")
+    truth = TruthConfig(noise=0.5, outlier_rate=0.2)
+    work = build_workload(bundled_profile("standard"), pool[0], seed=3, runtime_noise=0.5, fit_margin=0.1)
+    told = told_the_truth(work, 3, truth)
+    misses = 0
+    for guessed, item in list(zip(work.items, told.items, strict=True))[:12]:
+        alone = simulate([item], told.jobs, pool, make_policy("ours", n_devices=1), seed=3, truth=truth)
+        assert alone.makespan_s == pytest.approx(item.predicted_load_s + item.predicted_runtime_s, rel=1e-9)
+        misses += abs(guessed.predicted_runtime_s / item.predicted_runtime_s - 1) > 0.05
+    assert misses > 6, "the workload's own predictions carry noise 0.5; the oracle's none"
