@@ -15,7 +15,8 @@ def test_simulated_comparison_reports_every_strategy(data_dir: Path) -> None:
                      "2xA100-80GB,1xL4-24GB", "--json")
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert [s["strategy"] for s in report["strategies"]] == ["sequential", "per-model", "round-robin", "ours"]
+    assert [s["strategy"] for s in report["strategies"]] == ["sequential", "per-model", "round-robin", "ours",
+                                                            "oracle"]
     assert not data_dir.exists(), "a simulation writes nothing"
 
 

@@ -74,7 +74,9 @@ def test_crash_is_retried_and_finished_tasks_are_kept(tmp_path: Path, data_dir: 
 
 
 def test_hang_is_killed_at_the_timeout(tmp_path: Path, data_dir: Path) -> None:
-    summary = _run(tmp_path, "hang:model=faulty,attempt=1", "--job-timeout", "45")
+    # The timeout bounds every job of the run, healthy ones too: 60 s leaves them room while `make test` runs two
+    # test processes side by side on two cores.
+    summary = _run(tmp_path, "hang:model=faulty,attempt=1", "--job-timeout", "60")
     assert summary["jobs_failed"] == 0
     assert [(a, k) for a, _, k, _ in _attempts(data_dir, "faulty")] == [(1, "timeout"), (2, None)]
     child = next(data_dir.rglob("hang-child.pid"))
