@@ -17,7 +17,6 @@ The choice (`next_job`, and `DynamicLPT.pick` which makes the same choice from a
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -31,9 +30,9 @@ from spectrabench.planning.placement import (
     largest_fitting_mem_gb,
     memory_margin_gb,
     per_device_mem_gb,
-    predicted_length_s,
     should_colocate,
 )
+from spectrabench.planning.queueindex import ModelBucket, area_s
 from spectrabench.planning.schedule import SlotState, WorkItem
 
 # A warm item may be this much shorter than the longest candidate and still go first.
@@ -49,12 +48,6 @@ _RESHRINK_LOG = 0.02
 _EPS = 1e-9
 
 Candidates = Iterator[tuple[WorkItem, float]]  # items with their priority, highest first
-
-
-def _area_s(item: WorkItem) -> float:
-    """Device-seconds: a job split over k devices weighs k times its length, so it starts early, while the devices
-    it needs are free together, and not last, when its length alone would stretch the end."""
-    return predicted_length_s(item) * max(1, item.gpus)
 
 
 @dataclass(frozen=True)
@@ -151,7 +144,7 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
             return predictions_scale.get(model, 1.0)
         return predictions_scale
 
-    ranked = sorted(((scale(item.model) * _area_s(item), index, item) for index, item in enumerate(queue)),
+    ranked = sorted(((scale(item.model) * area_s(item), index, item) for index, item in enumerate(queue)),
                     key=lambda c: (-c[0], c[2].model, c[1]))
     ctx = _context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate)
     min_mem: dict[str, float] = {}
@@ -170,51 +163,6 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
     if choice is None and not ctx.busy:
         choice = _fallback(((item, p) for p, _, item in ranked), slot)
     return choice
-
-
-class _Bucket:
-    """One model's queued items, longest first, with lazy removal (positions stay valid until compaction)."""
-
-    __slots__ = ("base_sum", "entries", "mems", "pos", "removed", "shareable")
-
-    def __init__(self) -> None:
-        self.entries: list[tuple[float, int, WorkItem]] = []  # (-cold length, seq, item)
-        self.removed: set[int] = set()
-        self.pos = 0  # no live entry before this
-        self.mems: list[tuple[float, int]] = []  # heap of (per-device memory, seq), removed ones cleaned lazily
-        self.shareable = 0  # live items that could share a device
-        self.base_sum = 0.0
-
-    def add(self, item: WorkItem, seq: int) -> None:
-        base = _area_s(item)
-        index = bisect.bisect_left(self.entries, (-base, seq))
-        self.entries.insert(index, (-base, seq, item))
-        self.pos = min(self.pos, index)
-        heapq.heappush(self.mems, (per_device_mem_gb(item), seq))
-        self.shareable += can_share(item)
-        self.base_sum += base
-
-    def remove(self, item: WorkItem, seq: int) -> None:
-        self.removed.add(seq)
-        self.base_sum -= _area_s(item)
-        self.shareable -= can_share(item)
-        if len(self.removed) > 16 and 2 * len(self.removed) > len(self.entries):
-            self.entries = [e for e in self.entries if e[1] not in self.removed]
-            self.mems = [m for m in self.mems if m[1] not in self.removed]
-            heapq.heapify(self.mems)
-            self.removed.clear()
-            self.pos = 0
-        self.pos = self.next_live(self.pos)
-
-    def min_mem(self) -> float:
-        while self.mems and self.mems[0][1] in self.removed:
-            heapq.heappop(self.mems)
-        return self.mems[0][0] if self.mems else math.inf
-
-    def next_live(self, index: int) -> int:
-        while index < len(self.entries) and self.entries[index][1] in self.removed:
-            index += 1
-        return index
 
 
 class DynamicLPT:
@@ -240,7 +188,7 @@ class DynamicLPT:
     def __init__(self, *, n_devices: int | None = None, colocate: bool = True) -> None:
         self._n_devices = n_devices
         self._colocate = colocate
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, ModelBucket] = {}
         self._heap: list[tuple[float, str, int]] = []  # (-priority of a bucket's head, model, version)
         self._share_heap: list[tuple[float, str, int]] = []  # the same, for buckets with items that can share
         self._version: dict[str, int] = {}
@@ -338,7 +286,7 @@ class DynamicLPT:
     # The index.
 
     def _priority(self, item: WorkItem) -> float:
-        return self._rel.get(item.model, 1.0) * _area_s(item)
+        return self._rel.get(item.model, 1.0) * area_s(item)
 
     def _sharing_allowed(self, slot: SlotState) -> bool:
         """The policy's own conditions for sharing a busy device, checked before anything costly."""
@@ -373,7 +321,7 @@ class DynamicLPT:
     def _add(self, item: WorkItem) -> None:
         seq = self._seq
         self._seq += 1
-        bucket = self._buckets.setdefault(item.model, _Bucket())
+        bucket = self._buckets.setdefault(item.model, ModelBucket())
         bucket.add(item, seq)
         self._pending[item.key] = (item, seq)
         self._live.add(seq)
