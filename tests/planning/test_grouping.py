@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from spectrabench.planning.grouping import LOAD_BUDGET, group_jobs, lpt_makespan, merge_items, one_item_per_model
+from spectrabench.planning.grouping import (
+    LOAD_BUDGET,
+    group_jobs,
+    grouping_budget,
+    lpt_makespan,
+    merge_items,
+    one_item_per_model,
+)
 from spectrabench.planning.placement import predicted_length_s
 from spectrabench.planning.schedule import WorkItem
 
@@ -60,7 +68,7 @@ def test_a_balanced_profile_gets_one_job_per_model() -> None:
 def test_one_huge_model_on_8_devices_is_split_into_balanced_pieces() -> None:
     by_model = {"huge": pairs("huge", [100.0] * 40)} | {f"s{j}": pairs(f"s{j}", [20.0] * 5) for j in range(7)}
     whole = one_item_per_model(by_model)
-    groups = group_jobs(by_model, 8)
+    groups = group_jobs(by_model, 8, tail_reserve=0)  # packing alone: every load of the budget may be planned
     assert_partition(groups, by_model)
     huge = [predicted_length_s(g) for g in groups if g.model == "huge"]
     assert len(huge) >= 6
@@ -97,7 +105,7 @@ def test_random_profiles_pack_close_to_the_bound_within_the_load_budget() -> Non
             size = rng.choice([0.5, 1.0, 7.0, 13.0, 70.0])
             by_model[f"m{j}"] = pairs(f"m{j}", [size * rng.uniform(5, 60) for _ in range(n_tasks)],
                                       load=20 + 4 * size)
-        groups = group_jobs(by_model, n_devices)
+        groups = group_jobs(by_model, n_devices, tail_reserve=0)  # packing alone
         assert_partition(groups, by_model)
         whole = one_item_per_model(by_model)
         bound = max(sum(predicted_length_s(g) for g in whole) / n_devices,
@@ -105,6 +113,18 @@ def test_random_profiles_pack_close_to_the_bound_within_the_load_budget() -> Non
         assert makespan(groups, n_devices) <= 1.08 * bound
         assert makespan(groups, n_devices) <= makespan(whole, n_devices)
         assert len(groups) <= LOAD_BUDGET * (n_models + n_devices)
+
+
+def test_half_a_load_per_device_is_left_for_tail_moves() -> None:
+    by_model = {"huge": pairs("huge", [100.0] * 40)} | {f"s{j}": pairs(f"s{j}", [20.0] * 5) for j in range(7)}
+    budget = math.floor(LOAD_BUDGET * (len(by_model) + 8))
+    assert grouping_budget(len(by_model), 8) == budget - 4
+    assert len(group_jobs(by_model, 8, tail_reserve=0)) > budget - 4, "packing alone would spend more loads"
+    groups = group_jobs(by_model, 8)
+    assert_partition(groups, by_model)
+    assert len(groups) <= budget - 4
+    assert grouping_budget(13, 2) == math.floor(LOAD_BUDGET * 15) - 1
+    assert grouping_budget(3, 8, tail_reserve=10) == 3, "never fewer pieces than models"
 
 
 def test_rejects_no_devices() -> None:
