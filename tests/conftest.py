@@ -54,9 +54,3 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
                           env={**os.environ, **(env or {})}, timeout=timeout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow test files first: `make test` runs two test processes, a file each at a time, and starting the minute-long
-    end-to-end files first keeps both busy until the end instead of leaving one to finish them alone (longest
-    first, as our dispatcher does). The order within each group is kept."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("ray") else 1)

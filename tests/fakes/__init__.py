@@ -28,7 +28,11 @@ def fake_pynvml() -> Iterator[ModuleType]:
         fake.configure()
         yield fake
     finally:
-        sys.path.remove(str(FAKES))
+        while str(FAKES) in sys.path:
+            sys.path.remove(str(FAKES))
         sys.modules.pop("pynvml", None)
-        if saved is not None:
+        # Put back only the real module: a fake found cached on the way in (another block's, left by a thread
+        # that imported it while that block was open) must not outlive this one either.
+        if saved is not None and Path(saved.__file__ or "").parent != FAKES:
             sys.modules["pynvml"] = saved
+        importlib.invalidate_caches()
