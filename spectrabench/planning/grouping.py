@@ -379,7 +379,7 @@ def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices:
         jobs_per_device: Jobs each device runs at once on average (`placement.jobs_per_device` where small models
             share GPUs): the pieces are packed for `round(n_devices * jobs_per_device)` slots, which a shared device
             runs side by side, each slower. Pieces finer than whole GPUs would need keep the shared tail short.
-        tail_reserve: Loads per device (slot) left out of the load budget for the run's tail moves.
+        tail_reserve: Loads per device (not per slot) left out of the load budget for the run's tail moves.
 
     Returns:
         The jobs, models in the mapping's order and each model's pieces in task order (of their first tasks);
