@@ -27,20 +27,11 @@ def nested_sample(n_docs: int, limit: int, seed: int, task: str) -> list[int]:
     return order[:limit]
 
 
-def _leaves(node: Any) -> list[Any]:
-    """The leaf Task objects of what `get_task_dict` returned (groups nest dicts of tasks)."""
-    if isinstance(node, dict):
-        return [leaf for value in node.values() for leaf in _leaves(value)]
-    return [node]
-
-
 def random_samples(task_name: str, task_manager: Any, limit: int, seed: int) -> dict[str, list[int]]:
     """lm-eval's `samples=` argument for `task_name`: every leaf task's nested sample of `limit` documents."""
-    from lm_eval.tasks import get_task_dict
-
     samples: dict[str, list[int]] = {}
-    for task in _leaves(get_task_dict([task_name], task_manager)):
-        name = task.config.task
+    # `load` flattens groups: every leaf Task of the name, under its own name.
+    for name, task in task_manager.load([task_name])["tasks"].items():
         # Sorted: lm-eval enumerates the chosen documents in dataset order and records `indices[k]` as the k-th
         # one's doc_id, which is its dataset index only when the indices are in that order too.
         samples[name] = sorted(nested_sample(len(task.eval_docs), limit, seed, name))

@@ -67,6 +67,40 @@ def test_parts_give_lm_evals_leaf_and_group_scores(tmp_path: Path) -> None:
     assert group_rows and all(r.n_samples == 10 for r in group_rows)
 
 
+@pytest.mark.slow
+def test_parts_score_the_same_random_sample_as_the_whole_group(tmp_path: Path) -> None:
+    # `run --sampling random` with a group in parts: the worker draws the whole group's nested samples and keeps
+    # its own leaves' (`harness.worker`); each part must score the very documents the whole group scores.
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from spectrabench.harness.sampling import random_samples
+
+    folder = write_pair_group(tmp_path / "groups")
+    lm = HFLM(pretrained=str(provision("tiny-llama-4m", MODEL_CACHE)), dtype="float32", batch_size=2, device="cpu")
+
+    def manager() -> Any:
+        return TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False)
+
+    def evaluate(tasks: list[Any], samples: dict[str, list[int]]) -> dict[str, Any]:
+        found = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=0, limit=None, samples=samples,
+                                        batch_size=2, task_manager=manager(), log_samples=True)
+        assert found is not None
+        return dict(found)
+
+    drawn = random_samples(GROUP, manager(), 4, 11)
+    assert set(drawn) == set(LEAVES) and all(len(ids) == 4 for ids in drawn.values())
+    direct = evaluate([GROUP], drawn)
+    for index, leaf in enumerate(LEAVES, start=1):
+        tasks, _ = part_of_group(manager(), GROUP, index, len(LEAVES))
+        part = evaluate(tasks, {name: ids for name, ids in drawn.items() if name in {t.task_name for t in tasks}})
+        scored = {(r["doc_id"], m): float(r[m]) for r in part["samples"][leaf] for m in r["metrics"]}
+        assert sorted({d for d, _ in scored}) == drawn[leaf], "the part scores the drawn documents, not the first"
+        assert scored == {(r["doc_id"], m): float(r[m]) for r in direct["samples"][leaf] for m in r["metrics"]}
+        assert part["results"][leaf] == direct["results"][leaf]
+
+
 def test_a_task_that_is_no_group_cannot_run_in_parts() -> None:
     from lm_eval.tasks import TaskManager
 
