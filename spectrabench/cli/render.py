@@ -96,12 +96,12 @@ def forecast(plan: RunPlan, *, as_json: bool, outlook: PlanOutlook | None = None
         rows.append({"job_key": fc.job_key, "model": fc.model, "tasks": planned.job.task_names,
                      "batch_size": fc.batch_size, "batch_reason": fc.batch_reason, "load_s": fc.load_s,
                      "runtime_s": fc.runtime_s, "peak_mem_gb": fc.peak_mem_gb, "stage": fc.stage,
-                     "gpus": planned.job.gpus})
+                     "gpus": planned.job.gpus, "device": fc.device})
     sequential = sum(r["runtime_s"] for r in rows)  # type: ignore[misc]
     if as_json:
         print(json.dumps({"profile": plan.profile.name, "mode": plan.options.mode,
                           "devices": [d.model_dump() for d in plan.devices], "limit": plan.options.limit,
-                          "predictor_version": plan.predictor_version,
+                          "predictor_version": plan.predictor_version, "speeds": plan.speeds,
                           "predicted_sequential_s": outlook.sequential_s if outlook else sequential,
                           "jobs": rows, "outlook": outlook.model_dump() if outlook else None}, indent=2))
         return
@@ -126,6 +126,12 @@ def forecast(plan: RunPlan, *, as_json: bool, outlook: PlanOutlook | None = None
                       + "; ".join(reasons))
         return
     console.print(f"{len(rows)} jobs; batch sizes: " + "; ".join(reasons))
+    if plan.speeds:
+        first = plan.devices[0].name
+        console.print(f"mixed pool: each job is sized and predicted for the smallest kind of card that holds it; "
+                      f"predicted speed relative to {first}: "
+                      + ", ".join(f"{kind} {speed:.2f}x" for kind, speed in plan.speeds.items() if kind != first)
+                      + f"; the schedule below is in each card's own time, the sequential run on {first}")
     _outlook(console, outlook)
 
 

@@ -17,6 +17,7 @@ from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.jobs import Job
 from spectrabench.planning.placement import can_share, offerable, per_device_mem_gb
 from spectrabench.planning.schedule import SlotState, WorkItem
+from spectrabench.planning.speeds import pool_rates
 from spectrabench.planning.tails import RunningJob, tail_move
 
 
@@ -87,7 +88,8 @@ def _slot(device: DeviceSpec, keys: list[str], items: Mapping[str, WorkItem], la
                      free_mem_gb=max(0.0, device.free_mem_gb - used), running=tuple(keys), last_model=last_model)
 
 
-def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: bool, max_tail_moves: int = 0) -> None:
+def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: bool, max_tail_moves: int = 0,
+              speeds: Mapping[str, float] | None = None) -> None:
     """Start and settle jobs until the queue is empty and nothing runs.
 
     Args:
@@ -97,6 +99,8 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
         longest_first: Let `DynamicLPT` choose (optimized mode); otherwise plan order, retries first.
         max_tail_moves: With `longest_first`, how many times a device left idle may take the unstarted tail of a
             running job (`planning.tails`): the model loads the plan left unspent.
+        speeds: In a pool that mixes kinds, each kind's predicted speed (`planning.speeds`): a slow device leaves
+            a job to a faster one where it would end the run late.
     """
     devices = run.executor.capacity()
     on_gpu = bool(devices) and devices[0].kind == "cuda"
@@ -105,7 +109,9 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
     colocate = longest_first and need == 1 and on_gpu and run.executor.shares_devices
     occupants: dict[str, list[str]] = {d.id: [] for d in devices}  # job keys running on each device
     last_model: dict[str, str | None] = dict.fromkeys((d.id for d in devices), None)
-    policy = DynamicLPT(n_devices=max(1, len(devices) // need), colocate=colocate) if longest_first else None
+    rates = pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds or {}) if need == 1 else []
+    policy = DynamicLPT(n_devices=max(1, len(devices) // need), colocate=colocate,
+                        pool=rates) if longest_first else None
     items: dict[str, WorkItem] = {}
     t0 = time.monotonic()
     while queue or run.in_flight:
@@ -168,13 +174,17 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
 def _pick(policy: DynamicLPT, queue: list[WorkItem], free: list[DeviceSpec], shareable: list[DeviceSpec],
           occupants: Mapping[str, list[str]], items: Mapping[str, WorkItem], last_model: Mapping[str, str | None],
           now: float) -> tuple[WorkItem | None, tuple[DeviceSpec, ...]]:
-    """What the policy starts next and on which devices: on the first free device (with free partners for a job
-    split over k GPUs, which is offered only while k are free: `placement.offerable`), or, with none free, beside
-    the jobs on a busy device in `shareable`, the least shared first."""
+    """What the policy starts next and on which devices: on a free device, the first that takes something (with
+    free partners for a job split over k GPUs, which is offered only while k are free: `placement.offerable`; a
+    slow card of a mixed pool may leave every job to a faster one), or, with none free, beside the jobs on a busy
+    device in `shareable`, the least shared first."""
+    view = offerable(queue, len(free) - 1) if free else []
+    for index, device in enumerate(free if view else []):
+        pick = policy.pick(view, _slot(device, [], items, last_model.get(device.id)), now)
+        if pick is not None:
+            return pick, (device, *(free[:index] + free[index + 1:])[:max(1, pick.gpus) - 1])
     if free:
-        view = offerable(queue, len(free) - 1)
-        pick = policy.pick(view, _slot(free[0], [], items, last_model.get(free[0].id)), now) if view else None
-        return pick, tuple(free[:max(1, pick.gpus)]) if pick is not None else ()
+        return None, ()
     view = offerable(queue, 0)
     for device in sorted(shareable, key=lambda d: len(occupants[d.id])):
         pick = policy.pick(view, _slot(device, occupants[device.id], items, last_model.get(device.id)), now)

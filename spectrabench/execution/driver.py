@@ -152,11 +152,12 @@ class _Run:
     def item_for(self, state: _JobState) -> WorkItem:
         """The dispatcher's view of a queued job: its forecast, scaled to the tasks it still has to run."""
         forecast = self.plan.forecasts.get(state.job.job_key)
-        item = work_item(state.job, forecast).model_copy(update={"shareable": not state.solo})
+        item = work_item(state.job, forecast, speeds=self.plan.speeds).model_copy(update={"shareable": not state.solo})
         if forecast is None or len(state.todo) == len(state.job.tasks):
             return item
         left = {ref.name for ref in state.todo}
-        runtime = sum(t.runtime_s for t in forecast.tasks if t.task in left)
+        speed = self.plan.speeds.get(forecast.device, 1.0)  # in the first device's seconds, as `work_item`
+        runtime = sum(t.runtime_s for t in forecast.tasks if t.task in left) * speed
         return item.model_copy(update={"tasks": tuple(ref.name for ref in state.todo),
                                        "predicted_runtime_s": runtime})
 
@@ -324,7 +325,8 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
             need = options.gpus_per_job if devices and devices[0].kind == "cuda" else 1
             models = len({planned.job.model.name for planned in plan.jobs})
             spare_loads = load_budget(models, max(1, len(devices) // need)) - len(plan.jobs)
-            run_queue(run, queue, need, longest_first=options.mode == "optimized", max_tail_moves=max(0, spare_loads))
+            run_queue(run, queue, need, longest_first=options.mode == "optimized", max_tail_moves=max(0, spare_loads),
+                      speeds=plan.speeds)
             status = "failed" if run.failures else "complete"
             if run.counts["complete"]:
                 version, training = _learn(settings, plan)

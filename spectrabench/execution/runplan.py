@@ -15,7 +15,7 @@ from spectrabench.execution.attempt import worker_argv
 from spectrabench.execution.backends import Backend, pool_devices
 from spectrabench.hardware import DeviceSpec, with_memory_limit
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
-from spectrabench.planning.forecast import JobForecast, forecast_job
+from spectrabench.planning.forecast import JobForecast, device_speeds, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
 from spectrabench.planning.outlook import PairCost, PlanOutlook, plan_outlook
 from spectrabench.planning.placement import shards_needed
@@ -80,6 +80,8 @@ class RunPlan(BaseModel):
     predictor_version: int | None = None
     # Leaf tasks of each profile task that is an lm-eval group (by task name): what it may be cut into.
     group_leaves: dict[str, int] = {}
+    # A pool that mixes kinds: each kind's predicted speed relative to the first device (`planning.speeds`).
+    speeds: dict[str, float] = {}
 
     @property
     def devices_label(self) -> str:
@@ -186,10 +188,13 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     plan.group_leaves = {name: shape.subtasks for name, shape in shapes.items() if shape.subtasks > 1}
     if options.mode == "optimized":
         pairs = [sized(job) for job in jobs]
+        plan.speeds = device_speeds(pairs, shapes, devices, predictor, settings.memory_margin)
         jobs = regroup([job for job, _ in pairs], {job.job_key: forecast for job, forecast in pairs},
-                       max(1, len(devices) // options.gpus_per_job), plan.group_leaves)
-    for job in jobs:
-        job, forecast = sized(job)
+                       max(1, len(devices) // options.gpus_per_job), plan.group_leaves, plan.speeds)
+    final = [sized(job) for job in jobs]
+    if options.mode != "optimized":
+        plan.speeds = device_speeds(final, shapes, devices, predictor, settings.memory_margin)
+    for job, forecast in final:
         plan.forecasts[job.job_key] = forecast
         spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size,
                             tuple(devices[:max(options.gpus_per_job, job.gpus)]), settings)
@@ -252,12 +257,13 @@ def predicted_outlook(planned: RunPlan) -> PlanOutlook:
     pair_costs: dict[tuple[str, str], tuple[float, float]] = {}
     for job in planned.jobs:
         forecast = planned.forecasts.get(job.job.job_key)
-        items.append(work_item(job.job, forecast))
+        items.append(work_item(job.job, forecast, speeds=planned.speeds))
         if forecast is not None:
+            speed = planned.speeds.get(forecast.device, 1.0)  # in the first device's seconds, as the items
             for ref, task in zip(job.job.tasks, forecast.tasks, strict=True):
                 load, runtime = pair_costs.get((job.job.model.name, ref.profile_task), (0.0, 0.0))
-                pair_costs[job.job.model.name, ref.profile_task] = (max(load, forecast.load_s),
-                                                                    runtime + task.runtime_s)
+                pair_costs[job.job.model.name, ref.profile_task] = (max(load, forecast.load_s * speed),
+                                                                    runtime + task.runtime_s * speed)
     pairs = [PairCost(model=model, load_s=load, runtime_s=runtime, subtasks=planned.group_leaves.get(task, 1))
              for (model, task), (load, runtime) in pair_costs.items()]
     slots = planned.devices[::planned.options.gpus_per_job] or planned.devices
@@ -265,4 +271,4 @@ def predicted_outlook(planned: RunPlan) -> PlanOutlook:
     # As `execution.dispatching` runs it: small models share GPUs in optimized mode on the local backend.
     colocate = (options.mode == "optimized" and options.backend == "local" and options.gpus_per_job == 1
                 and bool(slots) and slots[0].kind == "cuda")
-    return plan_outlook(items, pairs, slots, colocate=colocate)
+    return plan_outlook(items, pairs, slots, colocate=colocate, speeds=planned.speeds)

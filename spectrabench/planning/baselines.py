@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from spectrabench.errors import UserError, did_you_mean
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.schedule import Policy, SlotState, WorkItem
+from spectrabench.planning.speeds import DeviceRate
 
 
 class Sequential:
@@ -75,18 +76,19 @@ class RoundRobin:
 POLICY_NAMES = (DynamicLPT.name, Sequential.name, PerModel.name, RoundRobin.name)
 
 
-def make_policy(name: str, *, n_devices: int | None = None) -> Policy:
+def make_policy(name: str, *, n_devices: int | None = None, pool: Sequence[DeviceRate] = ()) -> Policy:
     """A fresh policy by its name (policies keep state, so one per run).
 
     Args:
         name: One of `POLICY_NAMES`.
         n_devices: Devices in the pool (used by "ours").
+        pool: Each device's memory and speed, where the pool mixes kinds (used by "ours").
 
     Raises:
         UserError: The name is unknown.
     """
     if name == DynamicLPT.name:
-        return DynamicLPT(n_devices=n_devices)
+        return DynamicLPT(n_devices=n_devices, pool=pool)
     if name == Sequential.name:
         return Sequential()
     if name == PerModel.name:

@@ -17,9 +17,10 @@ The choice (`next_job`, and `DynamicLPT.pick` which makes the same choice from a
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from spectrabench.planning.placement import (
@@ -34,6 +35,7 @@ from spectrabench.planning.placement import (
 )
 from spectrabench.planning.queueindex import ModelBucket, area_s
 from spectrabench.planning.schedule import SlotState, WorkItem
+from spectrabench.planning.speeds import DeviceRate, is_mixed, slow_device_rule
 
 # A warm item may be this much shorter than the longest candidate and still go first.
 WARM_WINDOW = 0.1
@@ -62,6 +64,8 @@ class _Context:
     sharing: bool  # a busy slot may take another job at all
     busy: bool
     mem_cap_gb: float  # the largest per-device memory that fits with the margin
+    # In a pool of unlike devices: whether this device should leave an item (of a corrected length) to a faster one.
+    leave: Callable[[WorkItem, float], bool] | None = None
 
 
 def _context(slot: SlotState, running: Sequence[Running], queued_work_s: float, n_devices: int, to_seconds: float,
@@ -85,6 +89,8 @@ def _eligible_model(min_mem_gb: float, any_shareable: bool, ctx: _Context) -> bo
 
 
 def _admissible(item: WorkItem, priority: float, ctx: _Context) -> bool:
+    if ctx.leave is not None and ctx.leave(item, priority * ctx.to_seconds):
+        return False
     if not ctx.busy:
         return per_device_mem_gb(item) <= ctx.mem_cap_gb + _EPS
     # The cap comparison is the cheap, equivalent-up-to-rounding form of the `fits` check after it.
@@ -122,9 +128,11 @@ def _choose(candidates: Candidates, warm: Candidates | None, ctx: _Context) -> W
     return first[0]
 
 
-def _fallback(candidates: Candidates, slot: SlotState) -> WorkItem | None:
-    """Step 4: the longest item an empty device can hold at all."""
-    return next((item for item, _ in candidates if per_device_mem_gb(item) <= slot.free_mem_gb), None)
+def _fallback(candidates: Candidates, slot: SlotState, leave: Callable[[WorkItem, float], bool] | None = None,
+              to_seconds: float = 1.0) -> WorkItem | None:
+    """Step 4: the longest item an empty device can hold at all (and need not leave to a faster device)."""
+    return next((item for item, priority in candidates if per_device_mem_gb(item) <= slot.free_mem_gb
+                 and (leave is None or not leave(item, priority * to_seconds))), None)
 
 
 def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: float | Mapping[str, float] = 1.0, *,
@@ -178,16 +186,22 @@ class DynamicLPT:
     prediction (runtime and load) by it. A model's correction relative to the global one is re-derived when that model
     is observed, and for every model whenever the global ratio has moved by more than ~2% since the last time.
 
+    Unlike devices (`pool` with different speeds): a device slower than another that could hold an item leaves it
+    to the faster one when it would otherwise end the run late (`planning.speeds`).
+
     Args:
         n_devices: Devices in the pool; when None, the devices seen so far, and no sharing before the first finish.
         colocate: Whether a busy device may take another job when `placement.should_colocate` says it pays.
+        pool: Every device with its memory and speed, when they differ; empty for a pool of one kind.
     """
 
     name = "ours"
 
-    def __init__(self, *, n_devices: int | None = None, colocate: bool = True) -> None:
+    def __init__(self, *, n_devices: int | None = None, colocate: bool = True,
+                 pool: Sequence[DeviceRate] = ()) -> None:
         self._n_devices = n_devices
         self._colocate = colocate
+        self._rates = {rate.device_id: rate for rate in pool} if is_mixed(pool) else {}
         self._buckets: dict[str, ModelBucket] = {}
         self._heap: list[tuple[float, str, int]] = []  # (-priority of a bucket's head, model, version)
         self._share_heap: list[tuple[float, str, int]] = []  # the same, for buckets with items that can share
@@ -239,7 +253,7 @@ class DynamicLPT:
         if choice is None and not ctx.busy and self._clean_min(self._mem_heap) <= slot.free_mem_gb:
             walk = self._walk(_context(slot.model_copy(update={"free_mem_gb": math.inf}), (), 0.0, 1, 1.0, False))
             try:
-                choice = _fallback(walk, slot)
+                choice = _fallback(walk, slot, ctx.leave, ctx.to_seconds)
             finally:
                 walk.close()
         if choice is not None:
@@ -304,10 +318,21 @@ class DynamicLPT:
 
     def _context(self, slot: SlotState, now: float) -> _Context:
         scale = self.global_scale()
-        running = tuple(Running(item, max(0.0, scale * self._priority(item) - (now - start)))
+        speed = self._rates[slot.device_id].speed if slot.device_id in self._rates else 1.0
+        running = tuple(Running(item, max(0.0, scale * self._priority(item) / speed - (now - start)))
                         for item, _, start in (self._started[k] for k in slot.running if k in self._started))
-        return _context(slot, running, max(0.0, scale * self._work_rel),
-                        max(self._n_devices or 1, len(self._devices)), scale, allowed=True)
+        ctx = _context(slot, running, max(0.0, scale * self._work_rel),
+                       max(self._n_devices or 1, len(self._devices)), scale, allowed=True)
+        leave = self._leave_rule(slot, now, scale)
+        return ctx if leave is None else dataclasses.replace(ctx, leave=leave)
+
+    def _leave_rule(self, slot: SlotState, now: float, scale: float) -> Callable[[WorkItem, float], bool] | None:
+        """In a pool of unlike devices, `speeds.leave_to_faster` for `slot`, from what runs where now."""
+        if slot.device_id not in self._rates:
+            return None
+        running = [(item, device, scale * self._priority(item), start)
+                   for item, device, start in self._started.values()]
+        return slow_device_rule(slot.device_id, self._rates, running, scale * self._work_rel, now)
 
     def _sync(self, queue: Sequence[WorkItem]) -> None:
         present = {item.key: item for item in queue}

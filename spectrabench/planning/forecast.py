@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +42,7 @@ class JobForecast(BaseModel):
     peak_mem_gb: float
     stage: str
     tasks: list[TaskForecast]
+    device: str = ""  # the kind of device it was made for (`DeviceSpec.name`)
 
 
 def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, predictor: Predictor,
@@ -88,4 +89,21 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
     stage = min((t.stage for t in tasks), key=_STAGE_ORDER.index)
     return JobForecast(job_key=job.job_key, model=job.model.name, batch_size=batch, batch_reason=reason,
                        load_s=load_s, runtime_s=load_s + sum(t.runtime_s for t in tasks),
-                       peak_mem_gb=max(t.peak_mem_gb for t in tasks), stage=stage, tasks=tasks)
+                       peak_mem_gb=max(t.peak_mem_gb for t in tasks), stage=stage, tasks=tasks, device=device.name)
+
+
+def device_speeds(sized: Sequence[tuple[Job, JobForecast]], shapes: Mapping[str, TaskShape],
+                  devices: Sequence[DeviceSpec], predictor: Predictor, memory_margin: float) -> dict[str, float]:
+    """Each kind of device's predicted speed relative to the first device of a pool that mixes kinds (empty for a
+    pool of one kind): the jobs' total predicted time on the first device over their total on the kind, each job
+    at the batches it was sized for (`planning.speeds`)."""
+    kinds = list({d.name: d for d in devices}.values())
+    if len(kinds) < 2:
+        return {}
+    fixed = [job.model_copy(update={"tasks": tuple(ref.model_copy(update={"batch_size": task.batch_size or
+                                                                          job.batch_size})
+                                                   for ref, task in zip(job.tasks, forecast.tasks, strict=True))})
+             for job, forecast in sized]
+    totals = [sum(forecast_job(job, shapes, kind, predictor, memory_margin).runtime_s for job in fixed)
+              for kind in kinds]
+    return {kind.name: totals[0] / max(total, 1e-9) for kind, total in zip(kinds, totals, strict=True)}

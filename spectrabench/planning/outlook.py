@@ -8,13 +8,14 @@ max(total work with one load per model / devices, longest pair, G-th + (G+1)-th 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.speeds import pool_rates
 from spectrabench.planning.timeline import Placement, Pool, predicted_schedule
 
 
@@ -53,22 +54,26 @@ class PlanOutlook(BaseModel):
     shares_gpus: bool = False
 
 
-def lower_bound(pairs: Sequence[PairCost], n_devices: int) -> float:
+def lower_bound(pairs: Sequence[PairCost], n_devices: int, speeds: Sequence[float] = ()) -> float:
     """LB over the finest pairs: total work (one load per model) / devices, longest pair, G-th + (G+1)-th longest;
-    for the last two a group counts as its smallest possible part (one leaf's share of its runtime)."""
+    for the last two a group counts as its smallest possible part (one leaf's share of its runtime).
+
+    With `speeds` (each device's, where the pool mixes kinds) the total is over their sum and the other two terms
+    run on the fastest device."""
     if not pairs:
         return 0.0
+    capacity, fastest = (sum(speeds), max(speeds)) if speeds else (float(n_devices), 1.0)
     loads: dict[str, float] = {}
     for pair in pairs:
         loads[pair.model] = max(loads.get(pair.model, 0.0), pair.load_s)
-    total = (sum(p.runtime_s for p in pairs) + sum(loads.values())) / n_devices
+    total = (sum(p.runtime_s for p in pairs) + sum(loads.values())) / capacity
     lengths = sorted((p.load_s + p.runtime_s / max(1, p.subtasks) for p in pairs), reverse=True)
     two = lengths[n_devices - 1] + lengths[n_devices] if len(lengths) > n_devices else 0.0
-    return max(total, lengths[0], two)
+    return max(total, lengths[0] / fastest, two / fastest)
 
 
 def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: Sequence[DeviceSpec], *,
-                 colocate: bool = False) -> PlanOutlook:
+                 colocate: bool = False, speeds: Mapping[str, float] | None = None) -> PlanOutlook:
     """Predict the run of `items` (the plan's jobs) on `devices`.
 
     Args:
@@ -77,15 +82,19 @@ def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: 
         devices: The pool (real devices, or a what-if pool from `simulate.specs.parse_pool`).
         colocate: Let jobs share a GPU where the dispatcher finds it pays, as an optimized run on the local
             backend does.
+        speeds: In a pool that mixes kinds, each kind's speed relative to the first device, whose seconds the
+            items and pairs are in (`planning.speeds`).
     """
-    policy = DynamicLPT(n_devices=len(devices), colocate=colocate)
-    schedule = predicted_schedule(items, [Pool(d.id, d.total_mem_gb) for d in devices], policy)
+    rates = pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds or {})
+    policy = DynamicLPT(n_devices=len(devices), colocate=colocate, pool=rates)
+    schedule = predicted_schedule(items, [Pool(r.device_id, r.total_mem_gb, r.speed) for r in rates], policy)
     tasks = {item.key: list(item.tasks) for item in items}
     gpus = {item.key: item.gpus for item in items}
     sequential = sum(p.load_s + p.runtime_s for p in pairs)
     return PlanOutlook(
         devices=[d.id for d in devices], makespan_s=schedule.makespan_s,
-        lower_bound_s=lower_bound(pairs, len(devices)), sequential_s=sequential,
+        lower_bound_s=lower_bound(pairs, len(devices), [r.speed for r in rates] if speeds else ()),
+        sequential_s=sequential,
         speedup=sequential / schedule.makespan_s if schedule.makespan_s > 0 else float("nan"),
         schedule=[Slot(job_key=p.key, model=p.model, tasks=tasks[p.key], device=p.device_id, start_s=p.start_s,
                        end_s=p.end_s, gpus=gpus[p.key]) for p in schedule.placements],

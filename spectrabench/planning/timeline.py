@@ -3,8 +3,9 @@
 `predicted_schedule` replays a policy (normally `DynamicLPT`) on a pool, over predicted lengths only: whenever a
 device can take more work, the policy is asked what to start there, with a `SlotState` whose free memory is the
 device's total minus the predicted peaks of what runs on it. A job lasts its predicted load (none when the device
-ran the same model just before) plus its predicted runtime; jobs sharing a device all progress at
-`1 / placement.colocation_slowdown(k)` of their speed alone while k of them run. A job split over k devices
+ran the same model just before) plus its predicted runtime, over the device's speed (`Pool.speed`: 1 unless the
+pool mixes kinds); jobs sharing a device all progress at `1 / placement.colocation_slowdown(k)` of their speed alone
+while k of them run. A job split over k devices
 starts only while k devices of one size are idle (`placement.offerable`), and holds them all. Pure: no clock, no
 I/O, the same input gives the same schedule.
 """
@@ -22,10 +23,11 @@ _DONE_EPS = 1e-9
 
 
 class Pool(NamedTuple):
-    """One device as the predicted schedule sees it."""
+    """One device as the predicted schedule sees it: a job predicted at L seconds takes L / speed there."""
 
     device_id: str
     total_mem_gb: float
+    speed: float = 1.0
 
 
 class Placement(NamedTuple):
@@ -113,11 +115,12 @@ def predicted_schedule(items: Sequence[WorkItem], devices: Sequence[Pool], polic
         if not busy:
             break
         # Next end: the job with the least solo work left on its device, at that device's shared speed.
-        step = min(min(left[0] for left in d.running.values()) * colocation_slowdown(len(d.running)) for d in busy)
+        step = min(min(left[0] for left in d.running.values()) * colocation_slowdown(len(d.running)) / d.spec.speed
+                   for d in busy)
         now += step
         ended: dict[str, WorkItem] = {}
         for device in busy:
-            rate = 1.0 / colocation_slowdown(len(device.running))
+            rate = device.spec.speed / colocation_slowdown(len(device.running))
             for key, left in list(device.running.items()):
                 left[0] -= step * rate
                 if left[0] <= _DONE_EPS * max(1.0, now):

@@ -19,8 +19,12 @@ from spectrabench.prediction.features import weights_gb
 from spectrabench.taskparts import parse_part, whole_name
 
 
-def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, subtasks: int = 1) -> WorkItem:
+def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, subtasks: int = 1,
+              speeds: Mapping[str, float] | None = None) -> WorkItem:
     """The scheduler's view of `job`: its tasks and predicted load, evaluation time and peak memory.
+
+    In a pool that mixes kinds (`speeds`, by kind), times are turned into the first device's seconds: the forecast
+    was made for the kind the job was sized for, which runs at `speeds[kind]` of the first device.
 
     A job without a forecast (none could be made) counts as short and small: it is started when nothing
     better is known, and never blocks a device on a guess. A sharded job's memory is its per-device part times
@@ -28,19 +32,20 @@ def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, s
     that is an lm-eval group, which may then be cut into parts (`planning.subtasks`).
     """
     gpus = gpus or job.gpus
+    speed = (speeds or {}).get(forecast.device, 1.0) if forecast is not None else 1.0
     if forecast is None:
         return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names),
                         params_b=job.model.params_b, gpus=gpus, predicted_runtime_s=0.0, predicted_load_s=0.0,
                         predicted_mem_gb=0.0)
     return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=job.model.params_b,
-                    gpus=gpus, predicted_runtime_s=max(0.0, forecast.runtime_s - forecast.load_s),
-                    predicted_load_s=forecast.load_s,
+                    gpus=gpus, predicted_runtime_s=max(0.0, forecast.runtime_s - forecast.load_s) * speed,
+                    predicted_load_s=forecast.load_s * speed,
                     predicted_mem_gb=sharded_peak_gb(forecast.peak_mem_gb, weights_gb(job.model), gpus) * gpus,
-                    task_runtimes_s=tuple(t.runtime_s for t in forecast.tasks), subtasks=subtasks)
+                    task_runtimes_s=tuple(t.runtime_s * speed for t in forecast.tasks), subtasks=subtasks)
 
 
 def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int,
-            subtasks: Mapping[str, int] | None = None) -> list[Job]:
+            subtasks: Mapping[str, int] | None = None, speeds: Mapping[str, float] | None = None) -> list[Job]:
     """Group one-task jobs into the jobs an optimized run starts (see `subtasks.plan_pieces`).
 
     Args:
@@ -49,6 +54,7 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
         n_devices: Devices (or GPU groups) jobs run on at once.
         subtasks: Leaf tasks of each profile task that is an lm-eval group the worker can run in parts (by task
             name); other tasks stay whole.
+        speeds: In a pool that mixes kinds, each kind's speed (`work_item`).
 
     Returns:
         Jobs in profile order of their first task; each task keeps the batch chosen for it alone
@@ -59,7 +65,7 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
     by_model: dict[str, list[WorkItem]] = {}
     for job in pairs:
         by_model.setdefault(worker_group(job.model.name, job.gpus), []).append(
-            work_item(job, forecasts.get(job.job_key), subtasks=leaves.get(job.task_names[0], 1)))
+            work_item(job, forecasts.get(job.job_key), subtasks=leaves.get(job.task_names[0], 1), speeds=speeds))
     by_task = {(job.model.name, job.task_names[0]): job for job in pairs}
     pieces = plan_pieces(by_model, max(1, n_devices))
     grouped: list[Job] = []

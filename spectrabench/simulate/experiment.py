@@ -19,6 +19,7 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.baselines import make_policy
 from spectrabench.planning.grouping import load_budget, worker_group
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.speeds import pool_rates
 from spectrabench.planning.subtasks import plan_pieces
 from spectrabench.profiles import Profile
 from spectrabench.simulate.bound import lower_bound
@@ -97,7 +98,9 @@ def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], se
         work = _ours(told_the_truth(workload, seed, truth), len(devices))
     else:
         work = group_by_model(workload)  # per-model and round-robin run one worker per model, as tools do
-    policy = make_policy("ours" if strategy == "oracle" else strategy, n_devices=len(devices))
+    speeds = workload.speeds or {}
+    policy = make_policy("ours" if strategy == "oracle" else strategy, n_devices=len(devices),
+                         pool=pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds))
     # Ours moves the unstarted tail of a long-running job to an idle device, as the real optimized run does, with
     # the loads its grouping left unspent.
     moves = load_budget(len({i.model for i in workload.items}), len(devices)) - len(work.items)
@@ -124,7 +127,7 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
     whole_bounds: list[float] = []
     for seed in range(seeds):
         workload = build_workload(profile, devices[0], seed=seed, runtime_noise=noise, memory_noise=memory_noise,
-                                  fit_margin=0.1)
+                                  fit_margin=0.1, pool=devices)
         # One bound per workload, from its finest (model, task) items with one load per model: a strategy that
         # groups coarsely must not get an easier bound for it.
         bounds.append(lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth))

@@ -29,11 +29,13 @@ _TASK_JOINER = "+"
 
 
 class SimWorkload(NamedTuple):
-    """Work items in profile order, the truth behind each (by item key), and the device predictions are for."""
+    """Work items in profile order, the truth behind each (by item key), the device predictions are for, and in a
+    pool of unlike devices each kind's predicted speed relative to it (`planning.speeds`; empty otherwise)."""
 
     items: list[WorkItem]
     jobs: dict[str, SimJob]
     reference: DeviceSpec
+    speeds: dict[str, float] | None = None
 
 
 class _Errors:
@@ -83,7 +85,7 @@ def item_key(model: str, tasks: Sequence[str]) -> str:
 def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, runtime_noise: float = 0.3,
                    memory_noise: float = 0.1, memory_scale: float = 1.0, batch_size: int | None = None,
                    limit: int | None = None, fit_margin: float | None = None,
-                   memory_quantile: float | None = 0.95) -> SimWorkload:
+                   memory_quantile: float | None = 0.95, pool: Sequence[DeviceSpec] = ()) -> SimWorkload:
     """One item per (model, task) of `profile`, with predictions for `reference` and the truth behind them.
 
     Args:
@@ -98,6 +100,9 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
         memory_quantile: The predicted peaks are this quantile of the memory prediction (None: its median).
         fit_margin: When given, size batches as the planner does: halve each job's batch until its *predicted*
             peak leaves this share of the reference device's memory free (or the batch is 1).
+        pool: With `fit_margin`, a pool of unlike devices: each job is sized, as the planner does, for the
+            smallest kind that holds it, so it may run on any kind at least that big; predictions stay for
+            `reference`, and the workload carries each kind's predicted speed.
 
     Returns:
         Items in profile order (models outer, tasks inner), keyed `model/task`.
@@ -112,6 +117,8 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
     # The predictor's memory figure is a quantile (`prediction.learned`): its error's upper tail is priced in.
     quantile = math.exp(NormalDist().inv_cdf(memory_quantile) * memory_noise) if memory_quantile else 1.0
     tasks = [(task, sim_task(task, docs)) for task in profile.tasks]
+    kinds = sorted({d.name: d for d in pool}.values(), key=lambda d: d.total_mem_gb) if len(
+        {d.name for d in pool}) > 1 else []
     items: list[WorkItem] = []
     jobs: dict[str, SimJob] = {}
     for model in profile.models:
@@ -121,7 +128,7 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
             mem_error = memory_errors.factor(model.name, task.name) * memory_scale
             job = sim_job_for(model, (truth_task,), batch, key)
             if fit_margin is not None:
-                job = _fitted(job, reference, mem_error * quantile, (1 - fit_margin) * reference.total_mem_gb)
+                job = _sized(job, reference, kinds, mem_error * quantile, fit_margin)
             expected = expected_cost(job, reference)
             if load is None:  # one load prediction per model: the same weights whatever the task
                 load = expected.load_s * load_errors.factor(model.name)
@@ -133,7 +140,31 @@ def build_workload(profile: Profile, reference: DeviceSpec, *, seed: int = 0, ru
                 # A sharded item's prediction is per device, times its devices (`placement.per_device_mem_gb`).
                 predicted_mem_gb=predicted_peak_gb(job, expected.peak_mem_gb, mem_error * quantile) * job.gpus))
             jobs[key] = job
-    return SimWorkload(items, jobs, reference)
+    return SimWorkload(items, jobs, reference, predicted_speeds(list(jobs.values()), reference, kinds) or None)
+
+
+def predicted_speeds(jobs: Sequence[SimJob], reference: DeviceSpec, kinds: Sequence[DeviceSpec]) -> dict[str, float]:
+    """Each kind's speed relative to `reference` as a predictor would put it: the jobs' total expected runtime on
+    the reference over their total on the kind (empty for fewer than two kinds)."""
+    if len(kinds) < 2:
+        return {}
+    on_reference = sum(expected_cost(job._replace(gpus=1), reference).runtime_s for job in jobs)
+    return {kind.name: on_reference / max(1e-9, sum(expected_cost(job._replace(gpus=1), kind).runtime_s
+                                                    for job in jobs)) for kind in kinds}
+
+
+def _sized(job: SimJob, reference: DeviceSpec, kinds: Sequence[DeviceSpec], error: float,
+           fit_margin: float) -> SimJob:
+    """`job` sized for the smallest of `kinds` that holds it alone on one device at a batch that fits with the
+    margin (as `execution.runplan` sizes jobs in a mixed pool), else for the largest kind; for `reference` when
+    there are no kinds."""
+    for kind in kinds[:-1]:
+        fitted = _fitted(job, kind, error, (1 - fit_margin) * kind.total_mem_gb)
+        if fitted.gpus == 1 and predicted_peak_gb(fitted, expected_cost(fitted, kind).peak_mem_gb, error) <= (
+                1 - fit_margin) * kind.total_mem_gb:
+            return fitted
+    target = kinds[-1] if kinds else reference
+    return _fitted(job, target, error, (1 - fit_margin) * target.total_mem_gb)
 
 
 _MAX_SHARDS = 8
@@ -212,7 +243,7 @@ def group_items(workload: SimWorkload, groups: Iterable[Sequence[str]]) -> SimWo
             jobs[merged.key] = job
         elif item.key not in grouped:
             items.append(item)
-    return SimWorkload(items, jobs, workload.reference)
+    return SimWorkload(items, jobs, workload.reference, workload.speeds)
 
 
 def part_task(task: SimTask, share: float) -> SimTask:
@@ -250,7 +281,8 @@ def with_parts(workload: SimWorkload, pieces: Iterable[WorkItem]) -> SimWorkload
             cut.add(whole.key)
     for key in cut:
         jobs.pop(key)
-    return SimWorkload([i for i in workload.items if i.key not in cut] + added, jobs, workload.reference)
+    return SimWorkload([i for i in workload.items if i.key not in cut] + added, jobs, workload.reference,
+                       workload.speeds)
 
 
 def group_by_model(workload: SimWorkload) -> SimWorkload:

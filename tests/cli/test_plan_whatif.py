@@ -50,11 +50,28 @@ def test_what_if_plan_on_eight_h100s(tmp_path: Path, data_dir: Path) -> None:
 def test_mixed_pool_places_small_models_on_small_cards(data_dir: Path) -> None:
     result = run_cli("plan", "--profile", "standard", "--devices", "2xA100-80GB,4xL4-24GB", "--json")
     assert result.code == 0, result.stderr
-    outlook = json.loads(result.stdout)["outlook"]
+    plan = json.loads(result.stdout)
+    outlook = plan["outlook"]
     used = {slot["device"] for slot in outlook["schedule"]}
     assert len(used) == 6, "the L4s take the models that fit them"
     big = {s["device"] for s in outlook["schedule"] if s["model"] == "exaone-3.5-32b-instruct"}
     assert big <= {"sim:0", "sim:1"}, "a 32B model only fits the A100s"
+    # Each job is predicted for the smallest card that holds it; an L4 is slower than an A100 (121 vs 312 TFLOP/s
+    # dense bf16), and the schedule runs each card at its speed.
+    assert plan["speeds"]["A100-80GB"] == 1.0 and 0.2 < plan["speeds"]["L4-24GB"] < 0.7
+    kinds = {job["job_key"]: job["device"] for job in plan["jobs"]}
+    runtime = {job["job_key"]: job["runtime_s"] for job in plan["jobs"]}
+    on_l4 = [s for s in outlook["schedule"] if s["device"] not in ("sim:0", "sim:1")]
+    assert on_l4 and all(kinds[s["job_key"]] == "L4-24GB" for s in on_l4), "only jobs sized for an L4 run there"
+    # A cold job on an L4 lasts what it was predicted to take on an L4.
+    first = {}
+    for s in sorted(on_l4, key=lambda s: s["start_s"]):
+        first.setdefault(s["device"], s)
+    assert all(s["end_s"] - s["start_s"] == pytest.approx(runtime[s["job_key"]], rel=1e-6) for s in first.values())
+    assert outlook["lower_bound_s"] <= outlook["makespan_s"] * (1 + 1e-9)
+    # No card finishes long before the others: the slow ones are not left idle while the fast ones queue work.
+    ends = {d: max(s["end_s"] for s in outlook["schedule"] if s["device"] == d) for d in outlook["devices"]}
+    assert min(ends.values()) > 0.5 * outlook["makespan_s"]
 
 
 @pytest.mark.parametrize(("args", "needle"), [

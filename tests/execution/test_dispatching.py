@@ -169,3 +169,27 @@ def test_no_sharing_for_large_models_full_cards_executors_that_cannot_or_jobs_ba
         run = _run_small(share=share, params_b=params_b, mem_gb=mem_gb, shareable=shareable)
         most = run.executor.most_sharing if isinstance(run.executor, _SharingExecutor) else 1
         assert most == 1, (share, params_b, mem_gb, shareable)
+
+
+def test_in_a_mixed_pool_a_slow_card_leaves_the_longest_job_to_a_fast_one() -> None:
+    l4 = DeviceSpec(id="cuda:0", kind="cuda", index=0, name="NVIDIA L4", total_mem_gb=22.0, free_mem_gb=22.0)
+    a100 = DeviceSpec(id="cuda:1", kind="cuda", index=1, name="NVIDIA A100-SXM4-80GB", total_mem_gb=80.0,
+                      free_mem_gb=80.0)
+    profile = load_profile("standard", Settings())
+    task = profile.tasks[0]
+    jobs = [job_of(model, [TaskRef(name=task.name, harness_name=task.harness_name, shots=0,
+                                   allow_code_execution=False, version="1", task_key=f"k{i}")], None, 1)
+            for i, model in enumerate(profile.models[:3])]  # predicted 100, 200 and 300 s
+
+    def started(speeds: dict[str, float] | None) -> dict[str, tuple[str, ...]]:
+        run = _Run(jobs)
+        run.executor.capacity = lambda: [l4, a100]  # type: ignore[method-assign]
+        run_queue(run, deque(SimpleNamespace(job=job) for job in jobs), 1, longest_first=True,  # type: ignore[arg-type]
+                  speeds=speeds)
+        return dict(run.executor.started)
+
+    # The L4 is asked first. At a quarter of the A100's speed the 300 s job would take it 1,200 s, where the whole
+    # pool needs 480 s for everything: it starts the 100 s job, and the A100 the longest.
+    mixed = started({"NVIDIA L4": 0.25, "NVIDIA A100-SXM4-80GB": 1.0})
+    assert mixed[jobs[2].job_key] == ("cuda:1",) and mixed[jobs[0].job_key] == ("cuda:0",)
+    assert started(None)[jobs[2].job_key] == ("cuda:0",), "without speeds the first free card takes the longest"

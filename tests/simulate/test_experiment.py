@@ -52,3 +52,20 @@ def test_the_oracle_is_told_exactly_what_the_truth_charges() -> None:
         assert alone.makespan_s == pytest.approx(item.predicted_load_s + item.predicted_runtime_s, rel=1e-9)
         misses += abs(guessed.predicted_runtime_s / item.predicted_runtime_s - 1) > 0.05
     assert misses > 6, "the workload's own predictions carry noise 0.5; the oracle's none"
+
+
+def test_a_mixed_pool_sizes_jobs_for_the_small_cards_and_keeps_them_busy() -> None:
+    from spectrabench.simulate.workload import build_workload
+
+    standard = bundled_profile("standard")
+    pool = parse_pool("2xA100-80GB,4xL4-24GB")
+    work = build_workload(standard, pool[0], seed=0, runtime_noise=0.2, fit_margin=0.1, pool=pool)
+    assert work.speeds is not None and work.speeds["A100-80GB"] == 1.0 and 0.2 < work.speeds["L4-24GB"] < 0.6
+    l4 = pool[-1].total_mem_gb
+    fit = [i for i in work.items if i.gpus == 1 and i.predicted_mem_gb <= 0.9 * l4]
+    assert len(fit) > len(work.items) / 2, "most jobs are sized to fit an L4 with the margin"
+    assert {i.model for i in work.items if i.predicted_mem_gb > l4} >= {"exaone-3.5-32b-instruct"}
+    stats = {s.strategy: s for s in compare_strategies(standard, pool, seeds=3, noise=0.2,
+                                                       strategies=("sequential", "ours"))}
+    # The two A100s alone could not run the profile more than ~2x faster than one of them: the L4s take work.
+    assert stats["ours"].speedup_p5 > 2.5 and stats["ours"].oom_total == 0 and stats["ours"].unfinished == 0
