@@ -139,9 +139,13 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
                 last_model[device.id] = state.job.model.name
         if policy is not None and need == 1 and not queue and max_tail_moves > 0:
             # Nothing left to start: an idle device may take the unstarted tail of a job that will end last.
-            while free := [d for d in devices if not occupants[d.id]]:
-                move = tail_move(run.running_jobs(), free[0].free_mem_gb, policy.scale_for,
-                                 idle_partners=len(free) - 1 if on_gpu else 0)
+            speed_of = {rate.device_id: rate.speed for rate in rates}
+            while free := sorted((d for d in devices if not occupants[d.id]), key=lambda d: -speed_of.get(d.id, 1.0)):
+                where = {key: device for device, keys in occupants.items() for key in keys}
+                running = [job._replace(speed=speed_of.get(where.get(job.item.key, ""), 1.0))
+                           for job in run.running_jobs()]
+                move = tail_move(running, free[0].free_mem_gb, policy.scale_for,
+                                 idle_partners=len(free) - 1 if on_gpu else 0, speed=speed_of.get(free[0].id, 1.0))
                 if move is None:
                     break
                 parent = next(s for s in run.in_flight.values() if s.job.job_key == move.key)

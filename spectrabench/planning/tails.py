@@ -30,11 +30,14 @@ class RunningJob(NamedTuple):
         item: Its tasks still assigned to it, with per-task predictions (`WorkItem.task_runtimes_s`).
         finished: How many of `item.tasks` have finished (the worker's progress).
         in_task_s: Seconds since the last task finished, or since the attempt started (load included) when none has.
+        speed: Its device's speed relative to the device the predictions are for (`planning.speeds`; 1 unless the
+            pool mixes kinds).
     """
 
     item: WorkItem
     finished: int
     in_task_s: float
+    speed: float = 1.0
 
 
 class TailMove(NamedTuple):
@@ -47,17 +50,19 @@ class TailMove(NamedTuple):
 
 
 def time_left_s(job: RunningJob, scale: float) -> float:
-    """The job's predicted time left: the task at hand (never below zero when it overruns) and those after it."""
+    """The job's predicted time left on its device: the task at hand (never below zero when it overruns) and those
+    after it."""
     item = job.item
-    runtimes = [scale * r for r in item.task_runtimes_s]
+    runtimes = [scale * r / job.speed for r in item.task_runtimes_s]
     if job.finished >= len(runtimes):
         return 0.0
-    at_hand = (scale * item.predicted_load_s if job.finished == 0 else 0.0) + runtimes[job.finished]
+    at_hand = (scale * item.predicted_load_s / job.speed if job.finished == 0 else 0.0) + runtimes[job.finished]
     return max(0.0, at_hand - job.in_task_s) + sum(runtimes[job.finished + 1:])
 
 
 def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
-              scale: Callable[[str], float] = lambda _model: 1.0, idle_partners: int = 0) -> TailMove | None:
+              scale: Callable[[str], float] = lambda _model: 1.0, idle_partners: int = 0,
+              speed: float = 1.0) -> TailMove | None:
     """The tail worth moving to an idle device with `free_mem_gb` free, or None.
 
     For each running job with per-task predictions and at least one task not started after the one at hand, every
@@ -70,6 +75,7 @@ def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
         scale: The online correction of a model's predictions (`DynamicLPT.scale_for`).
         idle_partners: Other idle devices like the asking one: a job split over k devices can move its tail
             only when k - 1 of them join the asking device.
+        speed: The idle device's speed (`RunningJob.speed`): a tail moved to a slower device takes longer there.
     """
     best: TailMove | None = None
     for job in running:
@@ -87,7 +93,7 @@ def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
         tail = 0.0
         for k in range(1, movable + 1):
             tail += runtimes[n - k]
-            candidate = max(left - tail, load + tail)
+            candidate = max(left - tail / job.speed, (load + tail) / speed)
             if candidate < end:
                 end, count = candidate, k
         gain = left - end

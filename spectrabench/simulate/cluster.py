@@ -145,6 +145,7 @@ class _Run:
         self.truth_of: Callable[[WorkItem], SimJob] = lambda item: self.tails.get(item.key) or given(item)
         self.moves_left = max_tail_moves
         self.moves = 0
+        self.speeds: dict[str, float] = {}  # predicted, by device kind
         self.devices = [_Device(d) for d in devices]
         self.policy, self.seed, self.truth = policy, seed, truth
         self.max_per_device, self.oom_waste, self.max_attempts = max_per_device, oom_waste, max_attempts
@@ -229,10 +230,13 @@ class _Run:
 
     def move_tail(self, device: _Device) -> None:
         """Ask `tail_move` for a running job's tail and start it on the idle `device` (see the module docstring)."""
-        running = [(a, RunningJob(a.item, *a.progress())) for a in self.running_attempts()]
+        kind = {id(a): d.spec.name for d in self.devices for a in d.running}
+        running = [(a, RunningJob(a.item, *a.progress(), speed=self.speeds.get(kind[id(a)], 1.0)))
+                   for a in self.running_attempts()]
         scale = getattr(self.policy, "scale_for", lambda _model: 1.0)
         partners = self.idle_like(device)
-        move = tail_move([view for _, view in running], device.spec.total_mem_gb, scale, len(partners))
+        move = tail_move([view for _, view in running], device.spec.total_mem_gb, scale, len(partners),
+                         speed=self.speeds.get(device.spec.name, 1.0))
         if move is None:
             return
         attempt = next(a for a, view in running if view.item.key == move.key)
@@ -322,7 +326,7 @@ class _Run:
 
 def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec], policy: Policy,
              seed: int = 0, *, truth: TruthConfig = DEFAULT_TRUTH, max_per_device: int = 4, oom_waste: float = 0.1,
-             max_attempts: int = 12, max_tail_moves: int = 0) -> SimResult:
+             max_attempts: int = 12, max_tail_moves: int = 0, speeds: Mapping[str, float] | None = None) -> SimResult:
     """Replay `policy` on `devices` until every item has finished, failed, or been left unplaced.
 
     Args:
@@ -339,6 +343,8 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
         max_attempts: Attempts per item before it is given up.
         max_tail_moves: How many times an idle device may take the unstarted tail of a running item
             (`planning.tails`), as the real optimized run does within its load budget; 0 never.
+        speeds: Each kind's *predicted* speed in a pool that mixes kinds (`SimWorkload.speeds`), which tail moves
+            weigh as the real driver does; the truth charges every device its own cost whatever they say.
 
     Returns:
         Makespan, lower bound, OOMs, loads, utilisation and each device's timeline.
@@ -352,6 +358,7 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
         raise ValueError(f"max_per_device must be >= 1, got {max_per_device}")
     run = _Run(items, truth_for, devices, policy, seed, truth, max_per_device, oom_waste, max_attempts,
                max_tail_moves)
+    run.speeds = dict(speeds or {})
     while True:
         run.dispatch()
         if not any(d.running for d in run.devices):

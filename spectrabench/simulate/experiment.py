@@ -105,7 +105,7 @@ def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], se
     # the loads its grouping left unspent.
     moves = load_budget(len({i.model for i in workload.items}), len(devices)) - len(work.items)
     return simulate(work.items, work.jobs, devices, policy, seed, truth=truth,
-                    max_tail_moves=max(0, moves) if strategy in ("ours", "oracle") else 0)
+                    max_tail_moves=max(0, moves) if strategy in ("ours", "oracle") else 0, speeds=speeds)
 
 
 def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds: int = 20, noise: float = 0.2,

@@ -22,6 +22,19 @@ def test_an_idle_device_takes_the_tail_that_balances_the_two_ends() -> None:
     assert move.gain_s == pytest.approx(400.0 - 210.0)
 
 
+def test_in_a_mixed_pool_the_tail_is_weighed_at_each_devices_speed() -> None:
+    # The same job on a device at half speed: 200 + 600 = 800 s left there.
+    slow = RunningJob(_item("a", [100.0] * 4), finished=0, in_task_s=10.0, speed=0.5)
+    assert time_left_s(slow, 1.0) == pytest.approx(2 * 110.0 - 10.0 + 600.0)
+    to_fast = tail_move([slow], free_mem_gb=80.0)
+    assert to_fast is not None and to_fast.n_tasks == 3, "to a full-speed card: the two ends at 210 s and 310 s"
+    # To a card a quarter as fast as the reference, one task is the most worth moving: 2 would take it 840 s.
+    to_slower = tail_move([slow], free_mem_gb=80.0, speed=0.25)
+    assert to_slower is not None and to_slower.n_tasks == 1
+    fast = RunningJob(_item("a", [100.0] * 4), finished=0, in_task_s=10.0)
+    assert tail_move([fast], free_mem_gb=80.0, speed=0.25) is None, "400 s left here; anything moved ends later"
+
+
 def test_the_task_at_hand_and_those_finished_never_move() -> None:
     assert tail_move([RunningJob(_item("a", [100.0, 100.0]), finished=1, in_task_s=5.0)], 80.0) is None
     assert tail_move([RunningJob(_item("a", [100.0]), finished=0, in_task_s=5.0)], 80.0) is None
