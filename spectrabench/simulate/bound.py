@@ -1,7 +1,8 @@
 """The makespan no schedule can beat under the simulator's truth, whatever the policy.
 
-It is the largest of: the total device time every item needs at the most efficient sharing allowed, over the
-devices; the longest item alone; and, with more items than devices, the two smallest of the G + 1 largest items,
+It is the largest of: the total device time every item needs at the most efficient sharing allowed, on its
+cheapest kind of device, over what the pool does of it per second (in a pool of unlike devices a slow one does
+less); the longest item alone; and, with more items than devices, the two smallest of the G + 1 largest items,
 since two of them share a device. An lm-eval group may run in parts (`planning.subtasks`), so for the last two
 terms a group counts as its smallest part (one leaf's share of its work); in the total it counts whole, since
 parts only add work.
@@ -80,27 +81,84 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
     paired: list[float] = []  # wall time at the best sharing
     alone: list[float] = []
     model_load: dict[str, float] = {}  # one cold load per model, at its cheapest
+    per_item_kind: list[list[tuple[float, float]]] = []
     for item, per_kind in zip(items, variants, strict=True):
-        best_occupied = best_paired = best_alone = load = float("inf")
+        best_paired = best_alone = float("inf")
+        on_kind: list[tuple[float, float]] = []  # (work, load) at their cheapest on each kind
+        fitting: list[tuple[float, float]] = []  # the same where the item fits the kind
         for k, (device, options) in enumerate(zip(kinds, per_kind, strict=True)):
+            work = load = fit_work = fit_load = math.inf
             for runtime, warm_load, peak, cold_load, job, part_runtime in options:
                 room = device.total_mem_gb - peak
                 sharing = max(1, min(max_per_device, 1 + math.floor(room / smallest[k]) if smallest[k] > 0 else 1))
                 share = min(1.0, colocation_slowdown(job, device, sharing) / sharing) if job.gpus == 1 else 1.0
                 best_alone = min(best_alone, warm_load + part_runtime)
-                best_occupied = min(best_occupied, runtime * share * job.gpus)
+                work = min(work, runtime * share * job.gpus)
                 best_paired = min(best_paired, (warm_load + part_runtime) * share)
                 load = min(load, cold_load * share * job.gpus)
-        occupied.append(best_occupied)
+                if room >= 0:
+                    fit_work, fit_load = min(fit_work, runtime * share * job.gpus), min(fit_load,
+                                                                                        cold_load * share * job.gpus)
+            on_kind.append((work, load))
+            fitting.append((fit_work, fit_load))
+        best_work, best_load = min(w for w, _ in on_kind), min(c for _, c in on_kind)
+        # Across kinds an item counts only where it fits, unless it fits none (then it fails wherever it runs).
+        per_item_kind.append(fitting if any(math.isfinite(w) for w, _ in fitting) else on_kind)
+        occupied.append(best_work)
         paired.append(best_paired)
         alone.append(best_alone)
-        model_load[item.model] = min(model_load.get(item.model, float("inf")), load)
+        model_load[item.model] = min(model_load.get(item.model, float("inf")), best_load)
     g = len(devices)
     ranked = sorted(alone, reverse=True)
-    total = (sum(occupied) + sum(model_load.values())) / g
+    if len(kinds) > 1:
+        counts = [sum(hardware_for(d) == hardware_for(kind) for d in devices) for kind in kinds]
+        total = _mixed_total([i.model for i in items], per_item_kind, counts)
+    else:
+        total = (sum(occupied) + sum(model_load.values())) / g
     pair = 0.0
     if len(occupied) > g:
         # Two of the G+1 longest share a device: side by side, or one after the other.
         by_occupancy = sorted(paired, reverse=True)
         pair = by_occupancy[g - 1] + by_occupancy[g]
     return max(total, ranked[0], pair)
+
+
+def _mixed_total(models: Sequence[str], costs: Sequence[Sequence[tuple[float, float]]], counts: Sequence[int]
+                 ) -> float:
+    """The total-work term on a pool of unlike kinds: the least T such that the items' work, each on a kind it fits,
+    and one load per model, fit `counts[k]` devices of each kind k for T (a linear programme; an item may be split
+    across kinds, so it bounds every real schedule, which splits none).
+
+    Args:
+        models: Each item's model.
+        costs: Each item's (device-time of its work, of its model's cold load) per kind; inf where it does not fit.
+        counts: Devices of each kind.
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    kinds = len(counts)
+    names = sorted(set(models))
+    loads = {(m, k): math.inf for m in names for k in range(kinds)}
+    for model, per_kind in zip(models, costs, strict=True):
+        for k, (_, load) in enumerate(per_kind):
+            loads[model, k] = min(loads[model, k], load)
+    # Variables: a share of each item on each kind it fits, a share of each model's load on each kind, then T.
+    columns = [(0, i, k, work) for i, per_kind in enumerate(costs) for k, (work, _) in enumerate(per_kind)
+               if math.isfinite(work)]
+    columns += [(1, j, k, loads[m, k]) for j, m in enumerate(names) for k in range(kinds) if math.isfinite(loads[m, k])]
+    n = len(columns) + 1
+    a_eq = np.zeros((len(costs) + len(names), n))
+    a_ub = np.zeros((kinds, n))
+    for c, (what, index, k, cost) in enumerate(columns):
+        a_eq[index if what == 0 else len(costs) + index, c] = 1.0
+        a_ub[k, c] = cost
+    a_ub[:, -1] = -np.asarray(counts, dtype=float)
+    objective = np.zeros(n)
+    objective[-1] = 1.0
+    result = linprog(objective, A_ub=a_ub, b_ub=np.zeros(kinds), A_eq=a_eq, b_eq=np.ones(len(costs) + len(names)),
+                     bounds=[(0.0, 1.0)] * (n - 1) + [(0.0, None)], method="highs")
+    if not result.success:
+        raise ValueError(f"the bound's linear programme failed: {result.message}")
+    # HiGHS solves to a tolerance: a hair less keeps the bound a bound.
+    return float(result.x[-1]) * (1 - 1e-7)

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.schedule import SlotState, WorkItem
+from spectrabench.planning.speeds import pool_rates
 from spectrabench.simulate.cluster import Segment, SimResult, simulate
 from spectrabench.simulate.policies import FifoPolicy, LongestFirstPolicy
 from spectrabench.simulate.specs import parse_pool
@@ -35,7 +37,8 @@ def _segments(result: SimResult) -> list[Segment]:
 
 def test_the_lower_bound_never_exceeds_the_makespan() -> None:
     rng = random.Random(42)
-    pools = ["1xH100-80GB", "2xA100-80GB", "4xL4-24GB", "2xA100-40GB,2xL4-24GB", "3xH200-141GB", "8xH100-80GB"]
+    pools = ["1xH100-80GB", "2xA100-80GB", "4xL4-24GB", "2xA100-40GB,2xL4-24GB", "3xH200-141GB", "8xH100-80GB",
+             "1xA100-80GB,3xL4-24GB", "2xH100-80GB,2xA100-40GB"]
     small_models = [m.name for m in EXTENDED.models if m.params_b <= 12]
     for case in range(40):
         models = rng.sample(small_models, rng.randint(1, 5))
@@ -54,6 +57,21 @@ def test_the_lower_bound_never_exceeds_the_makespan() -> None:
             assert result.lower_bound_s <= result.makespan_s * (1 + 1e-9), (case, result.policy)
             assert (result.lower_bound_s > 0) == (result.completed > 0)
             assert 0 < result.utilisation <= 1 + 1e-9
+
+
+def test_on_a_mixed_pool_the_bound_spreads_work_only_over_the_cards_that_hold_it() -> None:
+    # A 32B and a 21B model fit only the A100: the L4s can take none of their work, so the bound cannot divide it by
+    # four devices (nor stop at the longer of the two).
+    devices = parse_pool("1xA100-80GB,3xL4-24GB")
+    profile = EXTENDED.model_copy(update={
+        "models": [m for m in EXTENDED.models if m.name in ("exaone-3.5-32b-instruct", "luxia-21.4b-v1.2")],
+        "tasks": [t for t in EXTENDED.tasks if t.name in ("arc_easy", "piqa", "hellaswag")]})
+    workload = group_by_model(build_workload(profile, devices[0], limit=200, fit_margin=0.1, pool=devices))
+    policy = DynamicLPT(n_devices=4, pool=pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices],
+                                                     workload.speeds or {}))
+    result = simulate(workload.items, workload.jobs, devices, policy, seed=0, speeds=workload.speeds)
+    assert result.completed == 2 and {s.key for s in result.per_device_timeline["sim:0"]} == set(workload.jobs)
+    assert 0.8 * result.makespan_s < result.lower_bound_s <= result.makespan_s
 
 
 def test_one_exclusive_device_runs_back_to_back() -> None:
