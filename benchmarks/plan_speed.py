@@ -17,7 +17,8 @@ workload builder for an H100, 20% runtime prediction error) on 8xH100-80GB; 5,00
 models under distinct names (`<model>~<copy>`, each copy with its own predictions) over the same 21 tasks, the last
 copy cut short to hit the count exactly. Each size is planned `--repeat` times in this one invocation (the same
 input, checked to give the same schedule each time); the median time of each phase is printed.
-Usage: `python benchmarks/plan_speed.py [--repeat 3] [--pool 8xH100-80GB]`.
+Usage: `python benchmarks/plan_speed.py [--repeat 3] [--pool 8xH100-80GB]` (a mixed pool, e.g.
+`2xA100-80GB,4xL4-24GB`, sizes jobs for the smallest card that holds them and runs each card at its speed).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ SIZES = (462, 5_000, 20_000)
 AIM_S = {5_000: 1.0}
 
 
-def synthetic_items(n: int, pool_spec):  # type: ignore[no-untyped-def]
-    """`n` (model, task) items: the extended profile's models, copied under new names until there are enough."""
+def synthetic_items(n: int, devices):  # type: ignore[no-untyped-def]
+    """`n` (model, task) items: the extended profile's models, copied under new names until there are enough; and
+    each kind's predicted speed where the pool mixes kinds."""
     from spectrabench.profiles import load_profile
     from spectrabench.settings import Settings
     from spectrabench.simulate.workload import build_workload
@@ -40,13 +42,15 @@ def synthetic_items(n: int, pool_spec):  # type: ignore[no-untyped-def]
     extended = load_profile("extended", Settings())
     items = []
     copy = 0
+    speeds: dict[str, float] = {}
     while len(items) < n:
         models = [m.model_copy(update={"name": f"{m.name}~{copy}"}) if copy else m for m in extended.models]
-        workload = build_workload(extended.model_copy(update={"models": models}), pool_spec, seed=copy,
-                                  runtime_noise=0.2, memory_noise=0.1, fit_margin=0.1)
+        workload = build_workload(extended.model_copy(update={"models": models}), devices[0], seed=copy,
+                                  runtime_noise=0.2, memory_noise=0.1, fit_margin=0.1, pool=devices)
         items += workload.items[: n - len(items)]
+        speeds = workload.speeds or {}
         copy += 1
-    return items
+    return items, speeds
 
 
 class _TimedPolicy:
@@ -68,21 +72,23 @@ class _TimedPolicy:
         self.spent_s += time.perf_counter() - started
 
 
-def plan_once(items: Sequence, devices: Sequence) -> dict[str, object]:  # type: ignore[type-arg]
-    """Group and dispatch `items` on `devices` once, timing each phase."""
+def plan_once(items: Sequence, devices: Sequence, speeds: dict[str, float]) -> dict[str, object]:  # type: ignore[type-arg]
+    """Group and dispatch `items` on `devices` once (each kind at its `speeds`), timing each phase."""
     from spectrabench.planning.dispatch import DynamicLPT
     from spectrabench.planning.placement import jobs_per_device
+    from spectrabench.planning.speeds import pool_rates
     from spectrabench.planning.subtasks import plan_pieces
     from spectrabench.planning.timeline import Pool, predicted_schedule
 
-    pool = [Pool(d.id, d.total_mem_gb) for d in devices]
+    rates = pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds)
+    pool = [Pool(r.device_id, r.total_mem_gb, r.speed) for r in rates]
     started = time.perf_counter()
     by_model: dict[str, list] = {}  # type: ignore[type-arg]
     for item in items:
         by_model.setdefault(item.model, []).append(item)
     jobs = plan_pieces(by_model, len(pool), jobs_per_device=jobs_per_device(items, pool[0].total_mem_gb))
     grouped = time.perf_counter()
-    policy = _TimedPolicy(DynamicLPT(n_devices=len(pool)))
+    policy = _TimedPolicy(DynamicLPT(n_devices=len(pool), pool=rates))
     schedule = predicted_schedule(jobs, pool, policy)
     done = time.perf_counter()
     return {"grouping_s": grouped - started, "dispatch_s": done - grouped, "policy_s": policy.spent_s,
@@ -103,8 +109,8 @@ def main() -> None:
           f"{'total s':>8} {'makespan h':>10} {'shared':>6} {'unplaced':>8}")
     verdicts = []
     for n in SIZES:
-        items = synthetic_items(n, devices[0])
-        runs = [plan_once(items, devices) for _ in range(args.repeat)]
+        items, speeds = synthetic_items(n, devices)
+        runs = [plan_once(items, devices, speeds) for _ in range(args.repeat)]
         schedules = [r["schedule"] for r in runs]
         if any(s != schedules[0] for s in schedules[1:]):
             raise AssertionError(f"planning {n} items gave different schedules for the same input")
