@@ -42,6 +42,7 @@ class _JobState:
     batch_size: int
     attempt: int = 0
     co_located: int = 1  # attempts on its GPU when the latest attempt started, itself included
+    device: DeviceSpec | None = None  # where the latest attempt runs (its first device)
     solo: bool = False  # ran out of memory beside other jobs: from then on it runs alone
     failed_kinds: list[ErrorKind] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
@@ -114,12 +115,17 @@ class _Run:
         return {ref.name: model * 1000 + (tasks.index(ref.profile_task) if ref.profile_task in tasks else len(tasks))
                 for ref in job.tasks}
 
-    def _features(self, job: Job, task: str, batch_size: int, co_located: int = 1) -> dict[str, Any] | None:
+    def _features(self, job: Job, task: str, batch_size: int, co_located: int = 1,
+                  device: DeviceSpec | None = None) -> dict[str, Any] | None:
         forecast = self.plan.forecasts.get(job.job_key)
         for item in forecast.tasks if forecast else []:
             if item.task == task:
-                # What it really ran at, and beside how many others, is what the predictor must learn from.
-                update = {"batch_size": batch_size, "co_located": co_located}
+                # What it really ran at, where, and beside how many others, is what the predictor must learn from
+                # (in a mixed pool the forecast was for the smallest card that holds the job, not the one it got).
+                update: dict[str, Any] = {"batch_size": batch_size, "co_located": co_located}
+                if device is not None:
+                    update |= {"device_kind": device.kind, "device_name": device.name,
+                               "device_mem_gb": device.total_mem_gb, "threads": device.threads}
                 return item.features.model_copy(update=update).model_dump(mode="json")
         return None
 
@@ -178,6 +184,7 @@ class _Run:
         ids = frozenset(d.id for d in devices)
         neighbours = [other for other, taken in self._placed.items() if taken & ids]
         state.co_located = 1 + len(neighbours)
+        state.device = devices[0]
         if neighbours:
             self._beside_others.update([key, *neighbours])
         self._placed[key] = ids
@@ -200,7 +207,7 @@ class _Run:
                                             batch_size=ref.batch_under(state.batch_size),
                                             features=self._features(state.job, ref.name,
                                                                     ref.batch_under(state.batch_size),
-                                                                    state.co_located))
+                                                                    state.co_located, state.device))
             state.todo.remove(ref)
             state.done.append(ref.name)
         return None
