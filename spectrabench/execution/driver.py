@@ -94,9 +94,16 @@ class _Run:
         return {ref.name: ("reused" if ref.name not in todo else "complete" if ref.name in state.done else final)
                 for ref in state.job.tasks}
 
-    def _prediction(self, job: Job) -> tuple[float, float, str] | None:
-        forecast = self.plan.forecasts.get(job.job_key)
-        return (forecast.runtime_s, forecast.peak_mem_gb, forecast.stage) if forecast else None
+    def _prediction(self, state: _JobState) -> tuple[float, float, str] | None:
+        """The job's predicted wall time, peak and stage, the time for the card its latest attempt ran on (in a
+        mixed pool the forecast is for the smallest card that holds it: `RunPlan.speeds` turns one into the other)."""
+        forecast = self.plan.forecasts.get(state.job.job_key)
+        if forecast is None:
+            return None
+        speeds = self.plan.speeds
+        ran_on = speeds.get(state.device.name, 1.0) if state.device is not None else speeds.get(forecast.device, 1.0)
+        runtime = forecast.runtime_s * speeds.get(forecast.device, 1.0) / ran_on
+        return runtime, forecast.peak_mem_gb, forecast.stage
 
     def _timeout(self, job: Job) -> float | None:
         """The user's --job-timeout, else a generous multiple of a learned prediction, else none."""
@@ -105,7 +112,10 @@ class _Run:
         forecast = self.plan.forecasts.get(job.job_key)
         if forecast is None or forecast.stage == "intelligent":
             return None  # rules alone are too rough to kill a job on
-        return max(300.0, self.settings.timeout_factor * forecast.runtime_s)
+        # In a mixed pool the attempt may land on the slowest card: never kill it for being slower than a fast one.
+        speeds = self.plan.speeds
+        stretch = speeds.get(forecast.device, 1.0) / min(speeds.values()) if speeds else 1.0
+        return max(300.0, self.settings.timeout_factor * forecast.runtime_s * stretch)
 
     def _places(self, job: Job) -> dict[str, int]:
         """Each task's (model, task) position in the profile: model index x 1000 + task index."""
@@ -132,7 +142,7 @@ class _Run:
     def _finish_job(self, state: _JobState, outcome: str) -> None:
         run_id, devices = self.plan.run_id, self.plan.devices_label
         self.history.record_job(run_id, state.job, status=outcome, devices=devices,
-                                prediction=self._prediction(state.job))
+                                prediction=self._prediction(state))
         self.history.record_run_tasks(run_id, state.job, self._statuses(state, outcome), self._places(state.job))
         settle_groups(self.history, self.settings.results_root, run_id, state.job, self._places(state.job))
         self.counts[outcome] += 1
@@ -142,7 +152,7 @@ class _Run:
         failure = JobFailure(job_key=state.job.job_key, model=state.job.model.name,
                              tasks=[ref.name for ref in state.todo], kind=kind, message=message, log_path=log_path)
         self.history.record_job(self.plan.run_id, state.job, status="failed", devices=self.plan.devices_label,
-                                error_kind=kind, error=message, prediction=self._prediction(state.job))
+                                error_kind=kind, error=message, prediction=self._prediction(state))
         self.history.record_run_tasks(self.plan.run_id, state.job, self._statuses(state, "failed"),
                                       self._places(state.job))
         settle_groups(self.history, self.settings.results_root, self.plan.run_id, state.job, self._places(state.job),
