@@ -1,18 +1,7 @@
-"""Dynamic longest-processing-time-first dispatch: what to start on a device when it has room.
+"""Dynamic longest-processing-time-first dispatch: `DynamicLPT`, the policy an optimized run uses.
 
-The choice (`next_job`, and `DynamicLPT.pick` which makes the same choice from an index):
-1. Candidates in order of corrected predicted length, longest first: (runtime + load) times the prediction scale of
-   the item's model. Starting the longest work first is LPT, within 4/3 of the optimal makespan and close to it when
-   the tail is made of small items; deciding at dispatch time, not up front, lets the order absorb runtimes that
-   differ from their predictions.
-2. The first candidate that fits: an idle device takes the longest item it can hold at all (alone it overcommits
-   nothing); a busy device only an item that fits its free memory with a margin (`placement.fits`,
-   `memory_margin_gb`), so the predictions never overcommit it, and only if sharing it pays
-   (`placement.should_colocate`), looking at no more than `MAX_SCAN` candidates.
-3. Warm cache: when the device last ran model M and an admissible item of M is within `WARM_WINDOW` of that
-   candidate's length, M's item goes instead: its weights may still be cached, and the order barely changes.
-4. An empty device where nothing fits with the margin takes the longest item that fits it at all: such an item can
-   never fit better, and leaving it queued forever would be worse than the risk.
+It makes `choice.next_job`'s choice (longest corrected prediction first, memory-safe, warm models, sharing where it
+pays) from an index kept across choices, and corrects the remaining predictions online from finished jobs.
 """
 
 from __future__ import annotations
@@ -20,161 +9,32 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Sequence
 
-from spectrabench.planning.placement import (
-    MAX_SHARING,
-    Running,
-    can_share,
-    fits,
-    largest_fitting_mem_gb,
-    memory_margin_gb,
-    per_device_mem_gb,
-    should_colocate,
+from spectrabench.planning.choice import (
+    EPS,
+    Candidates,
+    Context,
+    choose,
+    eligible_model,
+    fallback,
+    make_context,
 )
+from spectrabench.planning.placement import MAX_SHARING, Running, can_share, per_device_mem_gb
 from spectrabench.planning.queueindex import ModelBucket, area_s
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import DeviceRate, is_mixed, slow_device_rule
 
-# A warm item may be this much shorter than the longest candidate and still go first.
-WARM_WINDOW = 0.1
-# Candidates examined for sharing a busy device (and for a warm alternative) before giving up.
-MAX_SCAN = 16
 # How many observations of the global ratio a model's own ratio is worth before it has any (shrinkage).
 PRIOR_WEIGHT = 2.0
 # An actual/predicted ratio outside this range is an outlier (a hang, a crash), not a trend worth following.
 RATIO_RANGE = (0.05, 20.0)
 # How far the global log-ratio may drift before every model's relative scale is re-derived from it (~2%).
 _RESHRINK_LOG = 0.02
-_EPS = 1e-9
-
-Candidates = Iterator[tuple[WorkItem, float]]  # items with their priority, highest first
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What the choice needs to know about the device and the rest of the run."""
-
-    slot: SlotState
-    running: tuple[Running, ...]
-    queued_work_s: float  # corrected predicted work of the whole queue
-    n_devices: int
-    to_seconds: float  # turns a priority into corrected seconds
-    sharing: bool  # a busy slot may take another job at all
-    busy: bool
-    mem_cap_gb: float  # the largest per-device memory that fits with the margin
-    # In a pool of unlike devices: whether this device should leave an item (of a corrected length) to a faster one.
-    leave: Callable[[WorkItem, float], bool] | None = None
-
-
-def _context(slot: SlotState, running: Sequence[Running], queued_work_s: float, n_devices: int, to_seconds: float,
-             allowed: bool) -> _Context:
-    # Checks that hold for every candidate: each running job known and able to share, room for one more.
-    sharing = (allowed and len(running) == len(slot.running) < MAX_SHARING
-               and all(can_share(r.item) for r in running))
-    busy = bool(slot.running)
-    # Alone on a device a job overcommits nothing: the margin guards neighbours, so an idle device takes the
-    # longest job that fits it at all. Holding a big model back until nothing else fits starts the longest work
-    # last, the worst order there is.
-    return _Context(slot=slot, running=tuple(running), queued_work_s=queued_work_s, n_devices=n_devices,
-                    to_seconds=to_seconds, sharing=sharing, busy=busy,
-                    mem_cap_gb=largest_fitting_mem_gb(slot) if busy else slot.free_mem_gb)
-
-
-def _eligible_model(min_mem_gb: float, any_shareable: bool, ctx: _Context) -> bool:
-    """Whether any of a model's queued items (smallest memory `min_mem_gb`) could start: whole models that cannot
-    are skipped without looking at their items, and candidates are only drawn from the others."""
-    return min_mem_gb <= ctx.mem_cap_gb + _EPS and (any_shareable or not ctx.busy)
-
-
-def _admissible(item: WorkItem, priority: float, ctx: _Context) -> bool:
-    if ctx.leave is not None and ctx.leave(item, priority * ctx.to_seconds):
-        return False
-    if not ctx.busy:
-        return per_device_mem_gb(item) <= ctx.mem_cap_gb + _EPS
-    # The cap comparison is the cheap, equivalent-up-to-rounding form of the `fits` check after it.
-    if per_device_mem_gb(item) > ctx.mem_cap_gb + _EPS or not fits(ctx.slot, item, memory_margin_gb(ctx.slot, item)):
-        return False
-    if not can_share(item):
-        return False
-    item_s = priority * ctx.to_seconds
-    return should_colocate(item, ctx.slot, (), running=ctx.running, n_devices=ctx.n_devices, item_s=item_s,
-                           queued_work_s=max(0.0, ctx.queued_work_s - item_s))
-
-
-def _choose(candidates: Candidates, warm: Candidates | None, ctx: _Context) -> WorkItem | None:
-    """Steps 2 and 3 of the module docstring, over the items of eligible models, longest first.
-
-    A busy device looks at `MAX_SCAN` candidates at most: sharing is an optional gain, not worth a long search.
-    """
-    if ctx.busy and not ctx.sharing:
-        return None
-    first: tuple[WorkItem, float] | None = None
-    for seen, (item, priority) in enumerate(candidates):
-        if ctx.busy and seen >= MAX_SCAN:
-            return None
-        if _admissible(item, priority, ctx):
-            first = (item, priority)
-            break
-    if first is None:
-        return None
-    if warm is not None and first[0].model != ctx.slot.last_model:
-        for seen, (item, priority) in enumerate(warm):
-            if (ctx.busy and seen >= MAX_SCAN) or priority < (1 - WARM_WINDOW) * first[1]:
-                break
-            if _admissible(item, priority, ctx):
-                return item
-    return first[0]
-
-
-def _fallback(candidates: Candidates, slot: SlotState, leave: Callable[[WorkItem, float], bool] | None = None,
-              to_seconds: float = 1.0) -> WorkItem | None:
-    """Step 4: the longest item an empty device can hold at all (and need not leave to a faster device)."""
-    return next((item for item, priority in candidates if per_device_mem_gb(item) <= slot.free_mem_gb
-                 and (leave is None or not leave(item, priority * to_seconds))), None)
-
-
-def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: float | Mapping[str, float] = 1.0, *,
-             running: Sequence[Running] = (), n_devices: int = 1, colocate: bool = True) -> WorkItem | None:
-    """The item to start on `slot` now, or None (see the module docstring). Pure; O(n log n) in the queue.
-
-    Args:
-        queue: Items waiting to start, in profile order (which breaks ties).
-        slot: The device asking.
-        predictions_scale: Multiplier of predicted lengths, one for all or per model (missing models: 1.0).
-        running: The items running on `slot`, with their predicted time left; co-location needs all of them.
-        n_devices: Devices in the pool.
-        colocate: Whether a busy device may take another job at all.
-    """
-    def scale(model: str) -> float:
-        if isinstance(predictions_scale, Mapping):
-            return predictions_scale.get(model, 1.0)
-        return predictions_scale
-
-    ranked = sorted(((scale(item.model) * area_s(item), index, item) for index, item in enumerate(queue)),
-                    key=lambda c: (-c[0], c[2].model, c[1]))
-    ctx = _context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate)
-    min_mem: dict[str, float] = {}
-    shareable: set[str] = set()
-    for item in queue:
-        min_mem[item.model] = min(min_mem.get(item.model, math.inf), per_device_mem_gb(item))
-        if can_share(item):
-            shareable.add(item.model)
-    eligible = {m for m in min_mem if _eligible_model(min_mem[m], m in shareable, ctx)}
-
-    def candidates(model: str | None = None) -> Candidates:
-        return ((item, p) for p, _, item in ranked if (model is None or item.model == model) and item.model in eligible)
-
-    warm = candidates(slot.last_model) if slot.last_model is not None else None
-    choice = _choose(candidates(), warm, ctx)
-    if choice is None and not ctx.busy:
-        choice = _fallback(((item, p) for p, _, item in ranked), slot)
-    return choice
 
 
 class DynamicLPT:
-    """Our policy: `next_job`'s choice from an incrementally kept index, with online correction of predictions.
+    """Our policy: `choice.next_job`'s choice from an incrementally kept index, with online correction of predictions.
 
     The index holds one bucket per model, sorted by cold predicted length, and a heap of the buckets' heads; a
     choice merges the buckets lazily, so dispatching n items costs O(n log n) when the queue changes only by the
@@ -242,18 +102,18 @@ class DynamicLPT:
         ctx = self._context(slot, now)
         choice = None
         smallest = self._clean_min(self._share_mem_heap) if ctx.busy else self._clean_min(self._mem_heap)
-        if smallest <= ctx.mem_cap_gb + _EPS:
+        if smallest <= ctx.mem_cap_gb + EPS:
             walk = self._walk(ctx)
             last = slot.last_model
             warm = self._walk_model(last, ctx) if last is not None and last in self._buckets else None
             try:
-                choice = _choose(walk, warm, ctx)
+                choice = choose(walk, warm, ctx)
             finally:
                 walk.close()
         if choice is None and not ctx.busy and self._clean_min(self._mem_heap) <= slot.free_mem_gb:
-            walk = self._walk(_context(slot.model_copy(update={"free_mem_gb": math.inf}), (), 0.0, 1, 1.0, False))
+            walk = self._walk(make_context(slot.model_copy(update={"free_mem_gb": math.inf}), (), 0.0, 1, 1.0, False))
             try:
-                choice = _fallback(walk, slot, ctx.leave, ctx.to_seconds)
+                choice = fallback(walk, slot, ctx.leave, ctx.to_seconds)
             finally:
                 walk.close()
         if choice is not None:
@@ -316,12 +176,12 @@ class DynamicLPT:
         idle += sum(1 for device, keys in self._devices.items() if device != slot.device_id and not keys)
         return len(self._pending) > idle
 
-    def _context(self, slot: SlotState, now: float) -> _Context:
+    def _context(self, slot: SlotState, now: float) -> Context:
         scale = self.global_scale()
         speed = self._rates[slot.device_id].speed if slot.device_id in self._rates else 1.0
         running = tuple(Running(item, max(0.0, scale * self._priority(item) / speed - (now - start)))
                         for item, _, start in (self._started[k] for k in slot.running if k in self._started))
-        ctx = _context(slot, running, max(0.0, scale * self._work_rel),
+        ctx = make_context(slot, running, max(0.0, scale * self._work_rel),
                        max(self._n_devices or 1, len(self._devices)), scale, allowed=True)
         leave = self._leave_rule(slot, now, scale)
         return ctx if leave is None else dataclasses.replace(ctx, leave=leave)
@@ -379,7 +239,7 @@ class DynamicLPT:
             heapq.heappop(heap)
         return heap[0][0] if heap else math.inf
 
-    def _walk(self, ctx: _Context) -> Generator[tuple[WorkItem, float], None, None]:
+    def _walk(self, ctx: Context) -> Generator[tuple[WorkItem, float], None, None]:
         """Pending items of eligible models, highest priority first: a lazy merge of the buckets' heads. Heap entries
         taken out on the way are put back when the walk is closed."""
         # A busy device only takes items that can share: walking the buckets that have some skips the others.
@@ -397,7 +257,7 @@ class DynamicLPT:
                         break
                     taken_out.append(heapq.heappop(heap))
                     bucket = self._buckets[model]
-                    if _eligible_model(bucket.min_mem(), bucket.shareable > 0, ctx):
+                    if eligible_model(bucket.min_mem(), bucket.shareable > 0, ctx):
                         heapq.heappush(frontier, (negative, model, bucket.pos))
                 if not frontier:
                     return
@@ -413,10 +273,10 @@ class DynamicLPT:
             for entry in taken_out:
                 heapq.heappush(heap, entry)
 
-    def _walk_model(self, model: str, ctx: _Context) -> Candidates:
+    def _walk_model(self, model: str, ctx: Context) -> Candidates:
         """`model`'s pending items, highest priority first, if the model is eligible."""
         bucket, rel = self._buckets[model], self._rel.get(model, 1.0)
-        if not _eligible_model(bucket.min_mem(), bucket.shareable > 0, ctx):
+        if not eligible_model(bucket.min_mem(), bucket.shareable > 0, ctx):
             return
         index = bucket.pos
         while index < len(bucket.entries):

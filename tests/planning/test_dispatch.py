@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import pytest
 
-from spectrabench.planning.dispatch import WARM_WINDOW, DynamicLPT, next_job
+from spectrabench.planning.choice import WARM_WINDOW, next_job
+from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.placement import (
     MAX_SHARING,
     Running,
