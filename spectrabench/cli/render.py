@@ -207,6 +207,9 @@ def strategies(profile: str, devices: str, seeds: int, noise: float, stats: list
     console.print(table)
     console.print("LB credits co-location wherever memory allows it; LB no sharing credits none: the gap between "
                   "them is what sharing GPUs could still win.")
+    if "," in devices:
+        console.print("A mixed pool: LB is the least time in which each kind of card holds the work of the jobs "
+                      "that fit it (a linear programme); sequential runs on the first card.")
 
 
 def comparison(summary: CompareSummary, *, as_json: bool) -> None:
