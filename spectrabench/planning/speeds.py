@@ -5,8 +5,8 @@ Predictions are made for one reference device. Every device has a speed relative
 seconds takes L / speed there. Longest-first dispatch alone would hand the longest job to whichever device frees
 first, and on an L4 a job that an A100 runs in 10 hours takes 26: the run ends when that job does. So a device
 that is slower than another able to hold the job starts it only when it is not the cause of a late end:
-- it finishes the job before the work left could be done by the whole pool working together (the fluid end: work
-  queued and running, over the sum of speeds) with `LATE_SLACK` to spare, or
+- it finishes the job no later than `LATE_SLACK` times the time the whole pool would need for the work left
+  working together (the fluid end: work queued and running, over the sum of speeds), or
 - no faster device able to hold it would finish it sooner, even after what it runs now.
 Otherwise the job waits for a faster device and the slow one looks at shorter jobs, which cost it less extra time.
 In a pool of one kind every speed is 1 and nothing here changes a choice.
