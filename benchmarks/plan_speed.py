@@ -80,7 +80,7 @@ def plan_once(items: Sequence, devices: Sequence, speeds: dict[str, float]) -> d
     from spectrabench.planning.subtasks import plan_pieces
     from spectrabench.planning.timeline import Pool, predicted_schedule
 
-    rates = pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds)
+    rates = pool_rates(devices, speeds)
     pool = [Pool(r.device_id, r.total_mem_gb, r.speed) for r in rates]
     started = time.perf_counter()
     by_model: dict[str, list] = {}  # type: ignore[type-arg]

@@ -109,7 +109,7 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
     colocate = longest_first and need == 1 and on_gpu and run.executor.shares_devices
     occupants: dict[str, list[str]] = {d.id: [] for d in devices}  # job keys running on each device
     last_model: dict[str, str | None] = dict.fromkeys((d.id for d in devices), None)
-    rates = pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds or {}) if need == 1 else []
+    rates = pool_rates(devices, speeds) if need == 1 else []
     policy = DynamicLPT(n_devices=max(1, len(devices) // need), colocate=colocate,
                         pool=rates) if longest_first else None
     items: dict[str, WorkItem] = {}

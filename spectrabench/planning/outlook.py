@@ -85,7 +85,7 @@ def plan_outlook(items: Sequence[WorkItem], pairs: Sequence[PairCost], devices: 
         speeds: In a pool that mixes kinds, each kind's speed relative to the first device, whose seconds the
             items and pairs are in (`planning.speeds`).
     """
-    rates = pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds or {})
+    rates = pool_rates(devices, speeds)
     policy = DynamicLPT(n_devices=len(devices), colocate=colocate, pool=rates)
     schedule = predicted_schedule(items, [Pool(r.device_id, r.total_mem_gb, r.speed) for r in rates], policy)
     tasks = {item.key: list(item.tasks) for item in items}

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.placement import per_device_mem_gb
 from spectrabench.planning.schedule import WorkItem
 
@@ -42,9 +43,10 @@ def is_mixed(pool: Sequence[DeviceRate]) -> bool:
     return len({rate.speed for rate in pool}) > 1
 
 
-def pool_rates(ids_and_memory: Sequence[tuple[str, float, str]], speeds: Mapping[str, float]) -> list[DeviceRate]:
-    """`DeviceRate`s from (device id, total memory, kind name) and each kind's speed (1.0 for a kind not listed)."""
-    return [DeviceRate(device_id, total, speeds.get(kind, 1.0)) for device_id, total, kind in ids_and_memory]
+def pool_rates(devices: Sequence[DeviceSpec], speeds: Mapping[str, float] | None) -> list[DeviceRate]:
+    """The `DeviceRate` of each device, its speed that of its kind (`DeviceSpec.name`) in `speeds` (1.0 where the
+    kind is not listed)."""
+    return [DeviceRate(d.id, d.total_mem_gb, (speeds or {}).get(d.name, 1.0)) for d in devices]
 
 
 def leave_to_faster(length_s: float, speed: float, fluid_left_s: float,

@@ -139,13 +139,13 @@ class _Run:
 
     def __init__(self, items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec],
                  policy: Policy, seed: int, truth: TruthConfig, max_per_device: int, oom_waste: float,
-                 max_attempts: int, max_tail_moves: int) -> None:
+                 max_attempts: int, max_tail_moves: int, speeds: Mapping[str, float] | None) -> None:
         given = (lambda item: truth_for[item.key]) if isinstance(truth_for, Mapping) else truth_for
         self.tails: dict[str, SimJob] = {}  # the truth of tails moved off running items, by their new key
         self.truth_of: Callable[[WorkItem], SimJob] = lambda item: self.tails.get(item.key) or given(item)
         self.moves_left = max_tail_moves
         self.moves = 0
-        self.speeds: dict[str, float] = {}  # predicted, by device kind
+        self.speeds = dict(speeds or {})  # predicted, by device kind
         self.devices = [_Device(d) for d in devices]
         self.policy, self.seed, self.truth = policy, seed, truth
         self.max_per_device, self.oom_waste, self.max_attempts = max_per_device, oom_waste, max_attempts
@@ -357,8 +357,7 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
     if max_per_device < 1:
         raise ValueError(f"max_per_device must be >= 1, got {max_per_device}")
     run = _Run(items, truth_for, devices, policy, seed, truth, max_per_device, oom_waste, max_attempts,
-               max_tail_moves)
-    run.speeds = dict(speeds or {})
+               max_tail_moves, speeds)
     while True:
         run.dispatch()
         if not any(d.running for d in run.devices):

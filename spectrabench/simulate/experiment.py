@@ -100,7 +100,7 @@ def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], se
         work = group_by_model(workload)  # per-model and round-robin run one worker per model, as tools do
     speeds = workload.speeds or {}
     policy = make_policy("ours" if strategy == "oracle" else strategy, n_devices=len(devices),
-                         pool=pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices], speeds))
+                         pool=pool_rates(devices, speeds))
     # Ours moves the unstarted tail of a long-running job to an idle device, as the real optimized run does, with
     # the loads its grouping left unspent.
     moves = load_budget(len({i.model for i in workload.items}), len(devices)) - len(work.items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import LATE_SLACK, DeviceRate, is_mixed, leave_to_faster, pool_rates
@@ -62,6 +63,8 @@ def test_the_predicted_schedule_runs_each_device_at_its_speed() -> None:
 
 
 def test_pool_rates() -> None:
-    rates = pool_rates([("a", 80.0, "A100-80GB"), ("b", 22.5, "L4-24GB")], {"L4-24GB": 0.4})
+    a100, l4 = (DeviceSpec(id=i, kind="cuda", index=n, name=name, total_mem_gb=mem, free_mem_gb=mem)
+                for n, (i, name, mem) in enumerate([("a", "A100-80GB", 80.0), ("b", "L4-24GB", 22.5)]))
+    rates = pool_rates([a100, l4], {"L4-24GB": 0.4})
     assert rates == [DeviceRate("a", 80.0, 1.0), DeviceRate("b", 22.5, 0.4)] and is_mixed(rates)
-    assert not is_mixed(pool_rates([("a", 80.0, "A100-80GB")], {}))
+    assert not is_mixed(pool_rates([a100], {}))

@@ -67,8 +67,7 @@ def test_on_a_mixed_pool_the_bound_spreads_work_only_over_the_cards_that_hold_it
         "models": [m for m in EXTENDED.models if m.name in ("exaone-3.5-32b-instruct", "luxia-21.4b-v1.2")],
         "tasks": [t for t in EXTENDED.tasks if t.name in ("arc_easy", "piqa", "hellaswag")]})
     workload = group_by_model(build_workload(profile, devices[0], limit=200, fit_margin=0.1, pool=devices))
-    policy = DynamicLPT(n_devices=4, pool=pool_rates([(d.id, d.total_mem_gb, d.name) for d in devices],
-                                                     workload.speeds or {}))
+    policy = DynamicLPT(n_devices=4, pool=pool_rates(devices, workload.speeds))
     result = simulate(workload.items, workload.jobs, devices, policy, seed=0, speeds=workload.speeds)
     assert result.completed == 2 and {s.key for s in result.per_device_timeline["sim:0"]} == set(workload.jobs)
     assert 0.8 * result.makespan_s < result.lower_bound_s <= result.makespan_s
