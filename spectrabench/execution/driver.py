@@ -26,8 +26,8 @@ from spectrabench.execution.tailmoves import claim_tail, running_view
 from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.results import BadOutput, read_task_output
 from spectrabench.harness.workerspec import ErrorKind
-from spectrabench.planning.grouping import load_budget
 from spectrabench.planning.jobs import Job, TaskRef, job_of
+from spectrabench.planning.pieces import load_budget
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.tails import RunningJob
 from spectrabench.planning.workitems import work_item

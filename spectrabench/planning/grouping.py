@@ -14,8 +14,8 @@ Candidate groupings:
 - wrap-around packings (McNaughton's rule with task boundaries as cut points and a load per piece) at the smallest
   per-device target that packs, found by bisection, and a few percent above it;
 - the most promising of those, refined: while halving a piece that makes the makespan shortens it, do.
-Each piece pays a model load, so a grouping may have at most `LOAD_BUDGET` x (models + devices) pieces (a wrap-around
-packing needs one extra piece per device at most); refining stops there and candidates past it are dropped.
+Each piece pays a model load, so a grouping may have at most `pieces.grouping_budget` pieces (a wrap-around packing
+needs one extra piece per device at most); refining stops there and candidates past it are dropped.
 
 Choice. A quick score ranks the candidates: the makespan of longest-first (LPT) list scheduling of the predicted
 pieces, or the longest piece `PIECE_NOISE` late if that is worse. The best `_FINALISTS` and one-per-model are then
@@ -30,13 +30,13 @@ input always gives the same grouping.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from spectrabench.planning.draws import lognormal_draws
+from spectrabench.planning.pieces import TAIL_RESERVE, grouping_budget, merge_items
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.taskparts import whole_name
 
@@ -46,18 +46,15 @@ MIN_GAIN = 0.005
 # becomes the makespan when it runs late, so it must be cut smaller than a perfect packing would.
 PIECE_NOISE = 0.1
 # The prediction error groupings are compared under: each task's runtime off by a lognormal factor of this sigma.
+# The predictor's held-out error is nearer 0.3-0.45 (25-40% MAPE, `benchmarks/predictor_accuracy.py`), but assuming
+# 0.4 here was a wash: simulated makespan / LB p50 on 8xH100-80GB over seeds 60-119, sigma 0.2 -> 0.4, standard
+# noise 0.2 1.167 -> 1.159, noise 0.5 1.264 -> 1.247, extended 1.182 -> 1.184 and 1.263 -> 1.250; but the benchmark's
+# seeds 0-19 put extended noise 0.5 at 7.44x -> 7.19x over sequential, and standard on 2xA100-80GB,4xL4-24GB lost
+# 1-5% (3.40x -> 3.35x over seeds 20-79). 2xA100-80GB is the same either way.
 RUNTIME_NOISE = 0.2
 # Noisy draws per finalist: enough for a stable mean, fewer for huge profiles (task-draws per finalist).
 _MIN_DRAWS, _MAX_DRAWS, _DRAW_BUDGET = 4, 16, 50_000
 _FINALISTS = 12
-# Pieces (model loads) allowed, as a multiple of models + devices.
-LOAD_BUDGET = 1.1
-# Loads per device that grouping leaves unspent, for the run to move the tails of jobs that run long
-# (`planning.tails`): a split decided from predictions is blind to which jobs will overrun, a tail moved at the end
-# is not. Simulated makespan / LB over 40 seeds on standard 8xH100-80GB, mean (p95), noise 0.2 then 0.5: none kept
-# 1.232 (1.487) and 1.358 (1.898); 3 kept 1.209 (1.391) and 1.356 (1.702); 4 kept (0.5 a device) 1.209 (1.467) and
-# 1.330 (1.767); 6 kept 1.199 (1.467) and 1.365 (1.685). Extended 8xH100, 20 seeds, noise 0.5: none 1.349, 4 kept 1.315.
-TAIL_RESERVE = 0.5
 # Ratio between successive caps tried.
 _CAP_STEP = 0.95
 # Caps below this share of the ideal per-device work only multiply loads.
@@ -72,72 +69,6 @@ _REFINED = 4
 # Critical pieces tried per step, longest first: a short piece's halves rarely unstack anything, and each trial
 # re-schedules every piece (this keeps planning thousands of jobs under a second).
 _REFINE_TRIALS = 8
-
-
-def worker_group(model: str, gpus: int) -> str:
-    """The key under which `group_jobs` may merge items: one model on one device count. A task that must be split
-    over more cards runs apart, since grouping it would split the model's every task."""
-    return f"{model}@{gpus}"
-
-
-def load_budget(n_models: int, n_devices: int) -> int:
-    """Model loads a run may spend: `LOAD_BUDGET` x (models + devices). Grouping's pieces and the tails moved
-    during the run (`planning.tails`) share it."""
-    return math.floor(LOAD_BUDGET * (n_models + n_devices))
-
-
-def grouping_budget(n_models: int, n_devices: int, tail_reserve: float = TAIL_RESERVE,
-                    n_slots: int | None = None) -> int:
-    """The pieces grouping may plan: the load budget (over `n_slots` where small jobs share devices) less
-    `tail_reserve` loads per device kept for tail moves, never fewer than one piece per model."""
-    return max(n_models, load_budget(n_models, n_slots or n_devices) - math.floor(tail_reserve * n_devices))
-
-
-def merge_items(items: Sequence[WorkItem]) -> WorkItem:
-    """One item that loads the model once and runs all `items`' tasks in order.
-
-    Args:
-        items: Items of one model (one or more tasks each), the load time repeated in each.
-
-    Returns:
-        `items[0]` itself when alone; otherwise an item whose key is a digest of the members' keys, runtime the
-        sum, load and memory the largest of the members'.
-
-    Raises:
-        ValueError: `items` is empty or mixes models.
-    """
-    if not items:
-        raise ValueError("cannot merge no items")
-    if len({i.model for i in items}) > 1:
-        raise ValueError(f"cannot merge items of different models: {sorted({i.model for i in items})}")
-    if len(items) == 1:
-        return items[0]
-    digest = hashlib.sha256("\n".join(i.key for i in items).encode()).hexdigest()[:16]
-    first = items[0]
-    return WorkItem(key=f"group-{digest}", model=first.model, tasks=tuple(t for i in items for t in i.tasks),
-                    params_b=first.params_b, gpus=max(i.gpus for i in items),
-                    predicted_runtime_s=sum(i.predicted_runtime_s for i in items),
-                    predicted_load_s=max(i.predicted_load_s for i in items),
-                    predicted_mem_gb=max(i.predicted_mem_gb for i in items),
-                    task_runtimes_s=_task_runtimes(items))
-
-
-def _task_runtimes(items: Sequence[WorkItem]) -> tuple[float, ...]:
-    """Per-task predicted runtimes of merged items (empty when any member's split is unknown)."""
-    runtimes: list[float] = []
-    for item in items:
-        if item.task_runtimes_s:
-            runtimes.extend(item.task_runtimes_s)
-        elif len(item.tasks) == 1:
-            runtimes.append(item.predicted_runtime_s)
-        else:
-            return ()
-    return tuple(runtimes)
-
-
-def one_item_per_model(items_by_model: Mapping[str, Sequence[WorkItem]]) -> list[WorkItem]:
-    """Each model's items merged into one (one load per model), in the mapping's order."""
-    return [merge_items(items) for items in items_by_model.values() if items]
 
 
 def lpt_makespan(lengths: Iterable[float], n_devices: int) -> float:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from spectrabench.planning.forecast import JobForecast
-from spectrabench.planning.grouping import worker_group
 from spectrabench.planning.jobs import Job, job_of, part_ref
+from spectrabench.planning.pieces import worker_group
 from spectrabench.planning.placement import sharded_peak_gb
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.subtasks import plan_pieces

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.baselines import make_policy
-from spectrabench.planning.grouping import load_budget, worker_group
+from spectrabench.planning.pieces import load_budget, worker_group
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.speeds import pool_rates
 from spectrabench.planning.subtasks import plan_pieces

@@ -7,14 +7,8 @@ import random
 
 import pytest
 
-from spectrabench.planning.grouping import (
-    LOAD_BUDGET,
-    group_jobs,
-    grouping_budget,
-    lpt_makespan,
-    merge_items,
-    one_item_per_model,
-)
+from spectrabench.planning.grouping import group_jobs, lpt_makespan
+from spectrabench.planning.pieces import LOAD_BUDGET, grouping_budget, one_item_per_model
 from spectrabench.planning.placement import predicted_length_s
 from spectrabench.planning.schedule import WorkItem
 
@@ -36,20 +30,6 @@ def assert_partition(groups: list[WorkItem], by_model: dict[str, list[WorkItem]]
     seen = sorted((g.model, t) for g in groups for t in g.tasks)
     assert seen == sorted((m, t) for m, items in by_model.items() for i in items for t in i.tasks)
     assert all(g.tasks for g in groups)
-
-
-def test_merge_loads_once_and_keeps_the_largest_memory() -> None:
-    items = pairs("m", [10.0, 20.0, 30.0], load=50.0, mems=[4.0, 9.0, 6.0])
-    merged = merge_items(items)
-    assert merged.tasks == ("t0", "t1", "t2")
-    assert merged.predicted_runtime_s == 60.0
-    assert merged.predicted_load_s == 50.0
-    assert merged.predicted_mem_gb == 9.0
-    assert merged.key != items[0].key and merged.key == merge_items(items).key
-    assert merge_items(items[:1]) is items[0]
-    with pytest.raises(ValueError, match="different models"):
-        merge_items([*items, *pairs("n", [1.0])])
-    assert [g.model for g in one_item_per_model({"m": items, "n": pairs("n", [5.0])})] == ["m", "n"]
 
 
 def test_a_balanced_profile_gets_one_job_per_model() -> None:
@@ -123,8 +103,6 @@ def test_half_a_load_per_device_is_left_for_tail_moves() -> None:
     groups = group_jobs(by_model, 8)
     assert_partition(groups, by_model)
     assert len(groups) <= budget - 4
-    assert grouping_budget(13, 2) == math.floor(LOAD_BUDGET * 15) - 1
-    assert grouping_budget(3, 8, tail_reserve=10) == 3, "never fewer pieces than models"
 
 
 def test_rejects_no_devices() -> None:
