@@ -8,6 +8,8 @@ one invocation on the same records:
   trained on the other folds' records (the first n of them), so every pair is held out once and the error is pooled
   over all records. (One random fifth of the pairs, as this script did before, gave a 3-pair test set on the real
   history, whose error swung from 19% to 42% with the draw.)
+Prompt lengths are counted with each model's own tokenizer (`harness.tokencounts`), for records written before counts
+were measured too (`--profile ''` keeps what the store says).
 Usage: `python benchmarks/predictor_accuracy.py [--db .spectrabench/history/spectrabench.duckdb]`
 (`make history` builds that store).
 """
@@ -124,6 +126,25 @@ def _curves(label: str, history: list[HistoryRecord], seed: int, sizes: Sequence
               f"{_mape([(r.runtime_s, expected[id(r)]) for r in history]):.1%} over all records (the held-out pairs)")
 
 
+def _recount(history: list[HistoryRecord], profile_name: str, model_cache: Path) -> list[HistoryRecord]:
+    """The records with their prompt lengths counted by each model's tokenizer, as the predictor's training and
+    planning count them (`prediction.features.recounted`)."""
+    from spectrabench.harness.tokencounts import profile_token_scales
+    from spectrabench.prediction.features import recounted
+    from spectrabench.profiles import load_profile
+    from spectrabench.settings import Settings
+    from spectrabench.tasksources import resolve_task_sources
+
+    profile = load_profile(profile_name, Settings())
+    scales = profile_token_scales(profile.models, resolve_task_sources(profile), model_cache)
+    out = recounted(history, scales)
+    changed = sum(a.features.token_scale != b.features.token_scale for a, b in zip(history, out, strict=True))
+    counted = sum(r.features.token_scale is not None for r in out)
+    print(f"prompt tokens: {counted} of {len(out)} records counted with their model's tokenizer "
+          f"({changed} recounted now, from the {profile_name} profile's tokenizers in {model_cache})")
+    return out
+
+
 def main() -> None:
     """Print both learning curves on the real CPU history, then on a history drawn from the simulator."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -132,11 +153,18 @@ def main() -> None:
     parser.add_argument("--simulated", type=int, default=1000, metavar="N",
                         help="records in the simulated history (0: skip it)")
     parser.add_argument("--pool", default=SIM_POOL, help="devices the simulated history ran on")
+    parser.add_argument("--profile", default="smoke",
+                        help="the profile the real history ran ('' to skip): its models' tokenizers count the prompt "
+                             "tokens of records written before counts were measured, as training does")
+    parser.add_argument("--model-cache", type=Path, default=REPO / ".spectrabench" / "models",
+                        help="where `make history` built the smoke models")
     args = parser.parse_args()
     from spectrabench.store.learning import load_history
 
     if args.db.exists():
         history = load_history(args.db)
+        if args.profile:
+            history = _recount(history, args.profile, args.model_cache)
         if len(history) >= 30:
             _curves(f"real CPU history ({args.db})", history, args.seed, SIZES)
         else:

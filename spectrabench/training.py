@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +39,25 @@ class TrainingReport(BaseModel):
 _DOMAINS = ("under 1B", "1B to large", "large")
 
 
-def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True) -> TrainingReport:
+def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
+                    token_scales: Mapping[tuple[str, str], float] | None = None) -> TrainingReport:
     """Fit the learned predictor on every history record, score it in time order, and store a new version.
 
     Args:
         db: The store.
         cfg: Thresholds that decide each domain's stage.
         with_cv: Also run the time-ordered cross-validation (its error is stored with the version).
+        token_scales: Real token counts of (model, task) pairs (`harness.tokencounts`), for records written before
+            they were counted (`prediction.features.recounted`).
     """
+    from spectrabench.prediction.features import recounted
     from spectrabench.prediction.learned import LearnedPredictor, time_ordered_cv
     from spectrabench.prediction.stages import size_domain, stage_for
     from spectrabench.store.history import History
     from spectrabench.store.learning import load_history
 
     started = time.perf_counter()
-    history = load_history(db)
+    history = recounted(load_history(db), token_scales or {})
     counts: dict[tuple[str, int], tuple[int, float]] = {}
     for record in history:
         key = (record.features.device_kind, size_domain(record.features.params_b, cfg))

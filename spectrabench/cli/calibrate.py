@@ -20,9 +20,14 @@ calibrate_app = typer.Typer(help="Learn from the run history: the runtime/memory
 
 
 @calibrate_app.command("predictor")
-def predictor(profile: str = typer.Option("", "--profile", "-p", help="Take stage thresholds from this profile."),
+def predictor(profile: str = typer.Option("", "--profile", "-p",
+                                          help="Take stage thresholds from this profile, and count its local "
+                                               "tasks' tokens with its models' tokenizers."),
               as_json: JsonOpt = False) -> None:
-    """Train the LightGBM predictor on the history, report time-ordered CV error, and save a new version."""
+    """Train the LightGBM predictor on the history, report time-ordered CV error, and save a new version.
+
+    With --profile, its stage thresholds, and its models' tokenizers count the prompt tokens of its local tasks.
+    """
     from spectrabench.cli import render
     from spectrabench.errors import UserError
     from spectrabench.profiles import SchedulerConfig, load_profile
@@ -32,8 +37,17 @@ def predictor(profile: str = typer.Option("", "--profile", "-p", help="Take stag
     settings = load_settings()
     if not settings.db_file.exists():
         raise UserError(f"no store at {settings.db_file}", hint="run `spectrabench run --profile smoke` first")
-    cfg = load_profile(profile, settings).scheduler if profile else SchedulerConfig()
-    render.training(train_predictor(settings.db_file, cfg), as_json=as_json)
+    scales: dict[tuple[str, str], float] = {}
+    cfg = SchedulerConfig()
+    if profile:
+        from spectrabench.harness.tokencounts import profile_token_scales
+        from spectrabench.tasksources import resolve_task_sources
+
+        loaded = load_profile(profile, settings)
+        # Records written before tokens were counted get the profile's real counts (`harness.tokencounts`).
+        cfg, scales = loaded.scheduler, profile_token_scales(loaded.models, resolve_task_sources(loaded),
+                                                             settings.model_cache)
+    render.training(train_predictor(settings.db_file, cfg, token_scales=scales), as_json=as_json)
 
 
 DEFAULT_POOL = "A100-80GB,H100-80GB,H200-141GB,L4-24GB"

@@ -365,10 +365,12 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
 
 def _learn(settings: Settings, plan: RunPlan) -> tuple[int | None, str]:
     """Retrain the predictor on the history this run extended; a failure here never fails the run."""
+    from spectrabench.harness.tokencounts import profile_token_scales
     from spectrabench.training import train_predictor
 
     try:
-        report = train_predictor(settings.db_file, plan.profile.scheduler)
+        scales = profile_token_scales(plan.profile.models, plan.sources, settings.model_cache)
+        report = train_predictor(settings.db_file, plan.profile.scheduler, token_scales=scales)
     except Exception as exc:  # the run's results are stored; learning can wait for the next run
         return plan.predictor_version, f"predictor training failed: {type(exc).__name__}: {exc}"
     if report.version is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from spectrabench.errors import UserError
 from spectrabench.execution.attempt import worker_argv
 from spectrabench.execution.backends import Backend, pool_devices
 from spectrabench.hardware import DeviceSpec, with_memory_limit
+from spectrabench.harness.tokencounts import profile_token_scales
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, device_speeds, forecast_job
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
@@ -144,7 +146,8 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
                       lm_eval_version=lm_eval_version(),
                       group_by_model=options.mode in ("parallel", "per-model"),
                       sample_seed=options.sample_seed if options.sampling == "random" else None)
-    predictor, version = load_predictor(profile, settings)
+    scales = profile_token_scales(profile.models, sources, settings.model_cache)
+    predictor, version = load_predictor(profile, settings, scales)
     shapes = task_shapes(profile, sources)
     plan = RunPlan(run_id=new_run_id(), profile=profile, options=options.model_copy(update={"limit": limit}),
                    devices=devices, sources=sources, jobs=[], predictor_version=version)
@@ -156,7 +159,7 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     def sized(job: Job) -> tuple[Job, JobForecast]:
         # The forecast picks the batch that fits the device, unless the user gave one.
         for device in kinds:
-            forecast = forecast_job(job, shapes, device, predictor, settings.memory_margin)
+            forecast = forecast_job(job, shapes, device, predictor, settings.memory_margin, scales)
             if forecast.peak_mem_gb <= device.free_mem_gb * (1 - settings.memory_margin):
                 break
         # A card of unknown memory (0: a Ray GPU without NVML) gives batch 1 and is never reason to split a model.
@@ -168,7 +171,7 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
             spare = weights_gb(job.model) * (1 - 1 / shards)
             wider = device.model_copy(update={"free_mem_gb": device.free_mem_gb + spare,
                                               "total_mem_gb": device.total_mem_gb + spare})
-            forecast = forecast_job(job, shapes, wider, predictor, settings.memory_margin)
+            forecast = forecast_job(job, shapes, wider, predictor, settings.memory_margin, scales)
             forecast = forecast.model_copy(update={"batch_reason": f"split over {shards} GPUs: "
                                                                    f"{forecast.batch_reason}"})
             job = job.model_copy(update={"gpus": shards})
@@ -188,12 +191,12 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     plan.group_leaves = {name: shape.subtasks for name, shape in shapes.items() if shape.subtasks > 1}
     if options.mode == "optimized":
         pairs = [sized(job) for job in jobs]
-        plan.speeds = device_speeds(pairs, shapes, devices, predictor, settings.memory_margin)
+        plan.speeds = device_speeds(pairs, shapes, devices, predictor, settings.memory_margin, scales)
         jobs = regroup([job for job, _ in pairs], {job.job_key: forecast for job, forecast in pairs},
                        max(1, len(devices) // options.gpus_per_job), plan.group_leaves, plan.speeds)
     final = [sized(job) for job in jobs]
     if options.mode != "optimized":
-        plan.speeds = device_speeds(final, shapes, devices, predictor, settings.memory_margin)
+        plan.speeds = device_speeds(final, shapes, devices, predictor, settings.memory_margin, scales)
     for job, forecast in final:
         plan.forecasts[job.job_key] = forecast
         spec = attempt_spec(plan, job, 1, job.tasks, job.batch_size,
@@ -219,12 +222,15 @@ def _shards(job: Job, forecast: JobForecast, device: DeviceSpec, available: int)
     return shards
 
 
-def load_predictor(profile: Profile, settings: Settings) -> tuple[Predictor, int | None]:
-    """The predictor for this profile: rules, plus the newest trained model and the history it stands on."""
+def load_predictor(profile: Profile, settings: Settings,
+                   token_scales: Mapping[tuple[str, str], float] | None = None) -> tuple[Predictor, int | None]:
+    """The predictor for this profile: rules, plus the newest trained model and the history it stands on (with the
+    prompt lengths of records written before tokens were counted recounted by `token_scales`)."""
+    from spectrabench.prediction.features import recounted
     from spectrabench.store.learning import latest_predictor, load_history
 
     stored = latest_predictor(settings.db_file)
-    history = load_history(settings.db_file) if stored is not None else []
+    history = recounted(load_history(settings.db_file), token_scales or {}) if stored is not None else []
     learned = stored.predictor if stored is not None else None
     return Predictor(profile.scheduler, learned, history), stored.version if stored else None
 

@@ -46,20 +46,23 @@ class JobForecast(BaseModel):
 
 
 def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, predictor: Predictor,
-                 memory_margin: float) -> JobForecast:
+                 memory_margin: float, token_scales: Mapping[tuple[str, str], float] | None = None) -> JobForecast:
     """Pick the job's batch size and predict its cost on `device`.
 
     On GPU each task's batch is the largest whose predicted peak memory (the quantile, when learned) fits the
     device's free memory with `memory_margin` to spare, and the job's batch (the attempt's cap) the largest of
     them: the worker runs each task at its own (`TaskForecast.batch_size`); on CPU every task runs at the profile's
-    fixed batch. A task whose `TaskRef.batch_size` is set keeps it (capped by the job's batch).
+    fixed batch. A task whose `TaskRef.batch_size` is set keeps it (capped by the job's batch). `token_scales`
+    corrects a (model, task)'s prompt length to its tokenizer's real count (`harness.tokencounts`).
     """
+    scales = token_scales or {}
+
     def features(task_index: int, batch: int) -> JobFeatures:
         ref = job.tasks[task_index]
         shape = shapes[ref.profile_task]
         # A part of a group is its share of the group's leaves (`taskparts`).
         return job_features(job.model, shape.part(*ref.part) if ref.part else shape, ref.shots, job.limit, batch,
-                            device)
+                            device, token_scale=scales.get((job.model.name, ref.profile_task)))
 
     batch, reason = job.batch_size, "CPU: fixed from the profile"
     batches = [ref.batch_under(batch) for ref in job.tasks]
@@ -93,7 +96,8 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
 
 
 def device_speeds(sized: Sequence[tuple[Job, JobForecast]], shapes: Mapping[str, TaskShape],
-                  devices: Sequence[DeviceSpec], predictor: Predictor, memory_margin: float) -> dict[str, float]:
+                  devices: Sequence[DeviceSpec], predictor: Predictor, memory_margin: float,
+                  token_scales: Mapping[tuple[str, str], float] | None = None) -> dict[str, float]:
     """Each kind of device's predicted speed relative to the first device of a pool that mixes kinds (empty for a
     pool of one kind): the jobs' total predicted time on the first device over their total on the kind, each job
     at the batches it was sized for (`planning.speeds`)."""
@@ -104,6 +108,6 @@ def device_speeds(sized: Sequence[tuple[Job, JobForecast]], shapes: Mapping[str,
                                                                           job.batch_size})
                                                    for ref, task in zip(job.tasks, forecast.tasks, strict=True))})
              for job, forecast in sized]
-    totals = [sum(forecast_job(job, shapes, kind, predictor, memory_margin).runtime_s for job in fixed)
+    totals = [sum(forecast_job(job, shapes, kind, predictor, memory_margin, token_scales).runtime_s for job in fixed)
               for kind in kinds]
     return {kind.name: totals[0] / max(total, 1e-9) for kind, total in zip(kinds, totals, strict=True)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
@@ -86,6 +86,9 @@ class JobFeatures(BaseModel, frozen=True):
     device_mem_gb: float
     threads: int | None = None
     co_located: int = 1
+    # The model's own tokenizer's token count of the task's text over the shape's byte estimate (`prompt_tokens`
+    # includes it); None where no tokenizer was at hand, or in records written before counts were measured.
+    token_scale: float | None = None
 
 
 class HistoryRecord(NamedTuple):
@@ -131,7 +134,7 @@ def dtype_bytes(model: ModelSpec) -> int:
 
 def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | None, batch_size: int,
                  device: DeviceSpec, co_located: int = 1, *, vocab_size: int | None = None,
-                 context_len: int | None = None) -> JobFeatures:
+                 context_len: int | None = None, token_scale: float | None = None) -> JobFeatures:
     """Describe one (model, task) measurement on `device`.
 
     Args:
@@ -144,6 +147,8 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         co_located: Jobs sharing this device at the same time, this one included.
         vocab_size: The tokenizer's vocabulary, when the caller read the model's config; builtins are known.
         context_len: The model's maximum context, likewise.
+        token_scale: How many times more tokens the model's tokenizer makes of the task's text than the shape's
+            byte estimate (`harness.tokencounts`); None keeps the estimate.
     """
     known = _BUILTIN_VOCAB_CONTEXT.get(model.builtin or "")
     documents = shape.documents_after(limit)
@@ -153,10 +158,32 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         context_len=context_len or (known[1] if known else None), request_type=shape.request_type,
         documents=documents, choices_per_doc=shape.choices_per_doc,
         requests=max(1, round(documents * shape.choices_per_doc)) if documents else 0, shots=shots,
-        max_gen_toks=shape.max_gen_toks, prompt_tokens=shape.prompt_tokens(shots), batch_size=batch_size,
+        max_gen_toks=shape.max_gen_toks, prompt_tokens=_scaled(shape.prompt_tokens(shots), token_scale),
+        token_scale=token_scale, batch_size=batch_size,
         device_kind=device.kind, device_name=device.name, device_mem_gb=device.total_mem_gb,
         threads=device.threads, co_located=max(1, co_located),
     )
+
+
+def _scaled(tokens: int, scale: float | None) -> int:
+    return tokens if scale is None else max(1, round(tokens * scale))
+
+
+def recounted(records: Sequence[HistoryRecord], scales: Mapping[tuple[str, str], float]
+              ) -> list[HistoryRecord]:
+    """`records` with the prompt lengths of those written before tokens were counted (`token_scale` None) scaled by
+    the (model, task) pair's count in `scales`, where it has one: a token count is a fixed property of the tokenizer
+    and the task's text, so old measurements and new jobs are then described alike. Others are returned as they are.
+    """
+    out = []
+    for record in records:
+        scale = scales.get((record.model, record.task))
+        if record.features.token_scale is None and scale is not None:
+            features = record.features.model_copy(update={
+                "prompt_tokens": _scaled(record.features.prompt_tokens, scale), "token_scale": scale})
+            record = record._replace(features=features)
+        out.append(record)
+    return out
 
 
 def _code(table: Sequence[str], value: str) -> float:

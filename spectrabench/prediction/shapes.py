@@ -15,9 +15,11 @@ from spectrabench.harness.localtasks import LocalTask, _read_config, count_docum
 from spectrabench.harness.taskdata import iter_jsonl
 from spectrabench.taskparts import part_share
 
-# Rough tokens per UTF-8 byte of task text: ~4 bytes per token for English, one Hangul syllable (3 bytes) per
-# token or so for Korean; 3.5 sits between and errs towards more tokens.
-_BYTES_PER_TOKEN = 3.5
+# Rough UTF-8 bytes of task text per token, when the model's tokenizer is not at hand: ~4 for English, one Hangul
+# syllable (3 bytes) per token or so for Korean; 3.5 sits between and errs towards more tokens. Real tokenizers differ
+# far more (measured on the smoke tasks: SmolLM2's 3.7 on English facts but 1.2 on Korean, the tiny Llamas' 4k
+# vocabulary 1.8-2.0 on all), so where the tokenizer is on disk the planner counts with it (`harness.tokencounts`).
+BYTES_PER_TOKEN = 3.5
 _TEMPLATE_TOKENS = 8  # "Question: ... Answer:" scaffolding around the fields
 _SAMPLE_DOCS = 64
 _DEFAULT_CHOICES = 4.0
@@ -85,13 +87,7 @@ def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
         name: The profile's task name; defaults to the yaml's `task:`.
     """
     config = _read_config(task.yaml_path) or {}
-    docs = []
-    path = task.data_files.get(task.test_split) if task.test_split else None
-    if path is not None and path.is_file():
-        for doc in iter_jsonl(path):
-            docs.append(doc)
-            if len(docs) >= _SAMPLE_DOCS:
-                break
+    docs = _first_docs(task)
     documents = count_documents(task) or 0
     fields = re.findall(r"\{\{\s*(\w+)", str(config.get("doc_to_text") or ""))
     prompt = _mean_tokens(docs, fields)
@@ -110,16 +106,40 @@ def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
     return TaskShape(request, documents, 1.0, 0, prompt, name or task.name)
 
 
+def _doc_text(doc: dict[str, object], fields: Sequence[str]) -> str:
+    """The text of `fields` of one document (all its string and list fields when none are named)."""
+    values = [doc.get(f) for f in fields] if fields else list(doc.values())
+    return " ".join(" ".join(map(str, v)) if isinstance(v, list) else v for v in values if isinstance(v, str | list))
+
+
 def _mean_tokens(docs: Sequence[dict[str, object]], fields: Sequence[str]) -> int:
     """Rough mean token count of `fields` (all string fields when none are named) over `docs`."""
     if not docs:
         return _TEMPLATE_TOKENS
-    total = 0
-    for doc in docs:
-        values = [doc.get(f) for f in fields] if fields else list(doc.values())
-        texts = [" ".join(map(str, v)) if isinstance(v, list) else v for v in values if isinstance(v, str | list)]
-        total += sum(len(text.encode()) for text in texts)
-    return _TEMPLATE_TOKENS + round(total / len(docs) / _BYTES_PER_TOKEN)
+    total = sum(len(_doc_text(doc, fields).encode()) for doc in docs)
+    return _TEMPLATE_TOKENS + round(total / len(docs) / BYTES_PER_TOKEN)
+
+
+def _first_docs(task: LocalTask) -> list[dict[str, object]]:
+    docs: list[dict[str, object]] = []
+    path = task.data_files.get(task.test_split) if task.test_split else None
+    if path is not None and path.is_file():
+        for doc in iter_jsonl(path):
+            docs.append(doc)
+            if len(docs) >= _SAMPLE_DOCS:
+                break
+    return docs
+
+
+def sample_texts(task: LocalTask) -> list[str]:
+    """The text that a local task's prompt estimate is made from, one string per sampled document: the fields its
+    `doc_to_text` uses, and the answer options of a multiple-choice task. A model's own tokenizer turns these into
+    its real token counts (`harness.tokencounts`), which `BYTES_PER_TOKEN` only guesses."""
+    config = _read_config(task.yaml_path) or {}
+    fields = re.findall(r"\{\{\s*(\w+)", str(config.get("doc_to_text") or ""))
+    if task.output_type == "multiple_choice":
+        fields = [*fields, "choices"] if fields else fields
+    return [text for doc in _first_docs(task) if (text := _doc_text(doc, fields))]
 
 
 def shape_of_group(leaves: Sequence[TaskShape], name: str) -> TaskShape:

@@ -33,3 +33,22 @@ def test_a_mixed_machine_is_planned_by_speed(tmp_path: Path, monkeypatch: pytest
     for key, forecast in plan.forecasts.items():
         if forecast.device == A100:
             assert on[key] == "cuda:0", "a job only the A100 holds runs there"
+
+
+def test_prompts_are_counted_with_each_models_own_tokenizer() -> None:
+    from spectrabench.harness import models
+    from tests.conftest import MODEL_CACHE
+
+    settings = Settings()
+    profile = load_profile("smoke", settings)
+    for spec in profile.models:
+        assert spec.builtin is not None
+        models.provision(spec.builtin, MODEL_CACHE)
+    plan = plan_run(profile, RunOptions(devices="cpu:1"), settings)
+    tasks = {(f.model, t.task): t.features for f in plan.forecasts.values() for t in f.tasks}
+    assert all(features.token_scale is not None for features in tasks.values())
+    smol = next(m.name for m in profile.models if m.builtin == "smollm2-135m-instruct")
+    tiny = next(m.name for m in profile.models if m.builtin == "tiny-llama-4m")
+    # The same Korean documents: SmolLM2's English vocabulary makes far more tokens of them than the byte estimate.
+    assert tasks[smol, "sb_ko"].prompt_tokens > 1.4 * tasks[tiny, "sb_ko"].prompt_tokens
+    assert tasks[smol, "sb_facts"].prompt_tokens < tasks[tiny, "sb_facts"].prompt_tokens

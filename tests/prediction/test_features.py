@@ -18,6 +18,7 @@ from spectrabench.prediction.features import (
     encode,
     job_features,
     model_family,
+    recounted,
     shape_from_facts,
     shape_from_local,
     with_history_features,
@@ -131,3 +132,28 @@ def test_history_features_are_means_of_strictly_earlier_records_of_the_same_mode
     assert new["hist_model_n"] == 0 and new["hist_task_n"] == 4
     assert set(rows[0]) == set(BASE_COLUMNS) | set(HISTORY_COLUMNS) == set(new)
     assert all(isinstance(v, float) for v in encode(other).values())
+
+
+def test_a_measured_token_count_scales_the_prompt_and_is_recorded() -> None:
+    facts = TASKS["arc_easy"]
+    spec = model("m", 7.0, "org/llama-m")
+    estimated = job_features(spec, shape_from_facts(facts), 0, None, 8, H100)
+    counted = job_features(spec, shape_from_facts(facts), 0, None, 8, H100, token_scale=2.5)
+    assert estimated.token_scale is None
+    assert counted.token_scale == 2.5
+    assert counted.prompt_tokens == round(estimated.prompt_tokens * 2.5)
+    assert counted.model_copy(update={"prompt_tokens": estimated.prompt_tokens, "token_scale": None}) == estimated
+
+
+def test_records_written_before_tokens_were_counted_are_recounted_and_no_others() -> None:
+    old = synthetic_history(3)
+    counted = old[1]._replace(features=old[1].features.model_copy(update={"token_scale": 1.5}))
+    records = [old[0], counted, old[2]]
+    scales = {(old[0].model, old[0].task): 3.0, (counted.model, counted.task): 9.0}
+    out = recounted(records, scales)
+    assert out[0].features.prompt_tokens == round(old[0].features.prompt_tokens * 3.0)
+    assert out[0].features.token_scale == 3.0
+    assert out[0].runtime_s == old[0].runtime_s and out[0].finished_at == old[0].finished_at
+    assert out[1] == counted, "counted when it ran: kept as it was"
+    if (old[2].model, old[2].task) not in scales:
+        assert out[2] == old[2], "no count for the pair: the estimate stays"
