@@ -106,17 +106,17 @@ def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
     return TaskShape(request, documents, 1.0, 0, prompt, name or task.name)
 
 
-def _doc_text(doc: dict[str, object], fields: Sequence[str]) -> str:
-    """The text of `fields` of one document (all its string and list fields when none are named)."""
+def _doc_texts(doc: dict[str, object], fields: Sequence[str]) -> list[str]:
+    """The texts of `fields` of one document (all its string and list fields when none are named)."""
     values = [doc.get(f) for f in fields] if fields else list(doc.values())
-    return " ".join(" ".join(map(str, v)) if isinstance(v, list) else v for v in values if isinstance(v, str | list))
+    return [" ".join(map(str, v)) if isinstance(v, list) else v for v in values if isinstance(v, str | list)]
 
 
 def _mean_tokens(docs: Sequence[dict[str, object]], fields: Sequence[str]) -> int:
     """Rough mean token count of `fields` (all string fields when none are named) over `docs`."""
     if not docs:
         return _TEMPLATE_TOKENS
-    total = sum(len(_doc_text(doc, fields).encode()) for doc in docs)
+    total = sum(len(text.encode()) for doc in docs for text in _doc_texts(doc, fields))
     return _TEMPLATE_TOKENS + round(total / len(docs) / BYTES_PER_TOKEN)
 
 
@@ -139,7 +139,7 @@ def sample_texts(task: LocalTask) -> list[str]:
     fields = re.findall(r"\{\{\s*(\w+)", str(config.get("doc_to_text") or ""))
     if task.output_type == "multiple_choice":
         fields = [*fields, "choices"] if fields else fields
-    return [text for doc in _first_docs(task) if (text := _doc_text(doc, fields))]
+    return [text for doc in _first_docs(task) if (text := " ".join(_doc_texts(doc, fields)))]
 
 
 def shape_of_group(leaves: Sequence[TaskShape], name: str) -> TaskShape:
