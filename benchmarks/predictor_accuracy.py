@@ -126,18 +126,17 @@ def _curves(label: str, history: list[HistoryRecord], seed: int, sizes: Sequence
               f"{_mape([(r.runtime_s, expected[id(r)]) for r in history]):.1%} over all records (the held-out pairs)")
 
 
-def _recount(history: list[HistoryRecord], profile_name: str, model_cache: Path) -> list[HistoryRecord]:
+def _recount(db: Path, history: list[HistoryRecord], profile_name: str, model_cache: Path
+             ) -> list[HistoryRecord]:
     """The records with their prompt lengths counted by each model's tokenizer, as the predictor's training and
-    planning count them (`prediction.features.recounted`)."""
-    from spectrabench.harness.tokencounts import profile_token_scales
-    from spectrabench.prediction.features import recounted
+    planning load them (`store.learning.load_history`)."""
+    from spectrabench.harness.tokencounts import scales_for
     from spectrabench.profiles import load_profile
     from spectrabench.settings import Settings
-    from spectrabench.tasksources import resolve_task_sources
+    from spectrabench.store.learning import load_history
 
-    profile = load_profile(profile_name, Settings())
-    scales = profile_token_scales(profile.models, resolve_task_sources(profile), model_cache)
-    out = recounted(history, scales)
+    settings = Settings(model_cache_dir=model_cache)
+    out = load_history(db, scales_for(load_profile(profile_name, settings), settings))
     changed = sum(a.features.token_scale != b.features.token_scale for a, b in zip(history, out, strict=True))
     counted = sum(r.features.token_scale is not None for r in out)
     print(f"prompt tokens: {counted} of {len(out)} records counted with their model's tokenizer "
@@ -164,7 +163,7 @@ def main() -> None:
     if args.db.exists():
         history = load_history(args.db)
         if args.profile:
-            history = _recount(history, args.profile, args.model_cache)
+            history = _recount(args.db, history, args.profile, args.model_cache)
         if len(history) >= 30:
             _curves(f"real CPU history ({args.db})", history, args.seed, SIZES)
         else:

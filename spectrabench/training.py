@@ -48,16 +48,15 @@ def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
         cfg: Thresholds that decide each domain's stage.
         with_cv: Also run the time-ordered cross-validation (its error is stored with the version).
         token_scales: Real token counts of (model, task) pairs (`harness.tokencounts`), for records written before
-            they were counted (`prediction.features.recounted`).
+            they were counted (`store.learning.load_history`).
     """
-    from spectrabench.prediction.features import recounted
     from spectrabench.prediction.learned import LearnedPredictor, time_ordered_cv
     from spectrabench.prediction.stages import size_domain, stage_for
     from spectrabench.store.history import History
     from spectrabench.store.learning import load_history
 
     started = time.perf_counter()
-    history = recounted(load_history(db), token_scales or {})
+    history = load_history(db, token_scales)
     counts: dict[tuple[str, int], tuple[int, float]] = {}
     for record in history:
         key = (record.features.device_kind, size_domain(record.features.params_b, cfg))

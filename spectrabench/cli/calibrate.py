@@ -37,16 +37,13 @@ def predictor(profile: str = typer.Option("", "--profile", "-p",
     settings = load_settings()
     if not settings.db_file.exists():
         raise UserError(f"no store at {settings.db_file}", hint="run `spectrabench run --profile smoke` first")
-    scales: dict[tuple[str, str], float] = {}
-    cfg = SchedulerConfig()
+    cfg, scales = SchedulerConfig(), {}
     if profile:
-        from spectrabench.harness.tokencounts import profile_token_scales
-        from spectrabench.tasksources import resolve_task_sources
+        from spectrabench.harness.tokencounts import scales_for
 
         loaded = load_profile(profile, settings)
         # Records written before tokens were counted get the profile's real counts (`harness.tokencounts`).
-        cfg, scales = loaded.scheduler, profile_token_scales(loaded.models, resolve_task_sources(loaded),
-                                                             settings.model_cache)
+        cfg, scales = loaded.scheduler, scales_for(loaded, settings)
     render.training(train_predictor(settings.db_file, cfg, token_scales=scales), as_json=as_json)
 
 
@@ -179,7 +176,8 @@ def thresholds(simulated: bool = typer.Option(False, "--simulated",
     from spectrabench.settings import load_settings
 
     settings = load_settings()
-    base = load_profile(profile, settings).scheduler if profile else SchedulerConfig()
+    loaded = load_profile(profile, settings) if profile else None
+    base = loaded.scheduler if loaded is not None else SchedulerConfig()
     if simulated:
         from spectrabench.simulate.specs import parse_pool
         from spectrabench.simulated_history import simulated_history
@@ -194,7 +192,10 @@ def thresholds(simulated: bool = typer.Option(False, "--simulated",
         if not settings.db_file.exists():
             raise UserError(f"no store at {settings.db_file}",
                             hint="run `make history` (or any profile a few times), or use --simulated")
-        history = load_history(settings.db_file)
+        from spectrabench.harness.tokencounts import scales_for
+
+        # As training does: the profile's tokenizers count the prompts of records written before counts were kept.
+        history = load_history(settings.db_file, scales_for(loaded, settings) if loaded is not None else None)
         source = f"the store {settings.db_file}"
     try:
         report = phase2.calibrate_thresholds(history, base)

@@ -369,6 +369,7 @@ def _learn(settings: Settings, plan: RunPlan) -> tuple[int | None, str]:
     from spectrabench.training import train_predictor
 
     try:
+        # Counted again rather than taken from the plan: a builtin model built during this run has a tokenizer now.
         scales = profile_token_scales(plan.profile.models, plan.sources, settings.model_cache)
         report = train_predictor(settings.db_file, plan.profile.scheduler, token_scales=scales)
     except Exception as exc:  # the run's results are stored; learning can wait for the next run

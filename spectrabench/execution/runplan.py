@@ -226,11 +226,10 @@ def load_predictor(profile: Profile, settings: Settings,
                    token_scales: Mapping[tuple[str, str], float] | None = None) -> tuple[Predictor, int | None]:
     """The predictor for this profile: rules, plus the newest trained model and the history it stands on (with the
     prompt lengths of records written before tokens were counted recounted by `token_scales`)."""
-    from spectrabench.prediction.features import recounted
     from spectrabench.store.learning import latest_predictor, load_history
 
     stored = latest_predictor(settings.db_file)
-    history = recounted(load_history(settings.db_file), token_scales or {}) if stored is not None else []
+    history = load_history(settings.db_file, token_scales) if stored is not None else []
     learned = stored.predictor if stored is not None else None
     return Predictor(profile.scheduler, learned, history), stored.version if stored else None
 

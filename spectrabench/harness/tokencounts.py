@@ -24,6 +24,8 @@ from spectrabench.harness.models import is_provisioned, model_dir
 from spectrabench.profiles import ModelSpec
 
 if TYPE_CHECKING:
+    from spectrabench.profiles import Profile
+    from spectrabench.settings import Settings
     from spectrabench.tasksources import TaskSources
 
 # Scales outside this range say more about a broken tokenizer file than about the text.
@@ -110,3 +112,10 @@ def profile_token_scales(models: Sequence[ModelSpec], sources: TaskSources, mode
     tasks: dict[str, Sequence[LocalTask]] = {name: [task] for name, task in sources.local.items()}
     tasks |= sources.groups
     return token_scales(models, tasks, model_cache) if tasks else {}
+
+
+def scales_for(profile: Profile, settings: Settings) -> dict[tuple[str, str], float]:
+    """`profile_token_scales` for a profile whose task sources are not resolved yet (the calibrate commands)."""
+    from spectrabench.tasksources import resolve_task_sources
+
+    return profile_token_scales(profile.models, resolve_task_sources(profile), settings.model_cache)

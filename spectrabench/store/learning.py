@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,12 +23,14 @@ class StoredPredictor(NamedTuple):
     predictor: LearnedPredictor
 
 
-def load_history(db: Path) -> list[HistoryRecord]:
+def load_history(db: Path, token_scales: Mapping[tuple[str, str], float] | None = None) -> list[HistoryRecord]:
     """Every finished task with its features and costs, oldest first.
 
-    A record's runtime is the task's own evaluation time; load time and peak memory are its attempt's.
+    A record's runtime is the task's own evaluation time; load time and peak memory are its attempt's. Records
+    written before prompt tokens were counted get the counts in `token_scales` (`harness.tokencounts`), so that
+    old and new records are described alike (`prediction.features.recounted`).
     """
-    from spectrabench.prediction.features import HistoryRecord, JobFeatures
+    from spectrabench.prediction.features import HistoryRecord, JobFeatures, recounted
 
     if not db.exists():
         return []
@@ -38,9 +41,9 @@ def load_history(db: Path) -> list[HistoryRecord]:
                  ON a.job_key = t.job_key AND a.run_id = t.run_id AND a.attempt = t.attempt
                WHERE t.features IS NOT NULL AND t.runtime_s IS NOT NULL
                ORDER BY t.finished_at""").fetchall()
-    return [HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
-                          float(finished), model, task)
-            for features, runtime, load, peak, finished, model, task in rows]
+    return recounted([HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
+                                    float(finished), model, task)
+                      for features, runtime, load, peak, finished, model, task in rows], token_scales or {})
 
 
 def latest_predictor(db: Path) -> StoredPredictor | None:
