@@ -28,8 +28,11 @@ def running_view(item: WorkItem, attempt_dir: Path, started_at: float, now: floa
     tasks = progress.get("tasks") or {}
     finished = [tasks[name] for name in item.tasks if name in tasks]
     # The worker runs its tasks in order: those finished are a prefix of the attempt's list.
-    last = max((float(t.get("finished_at") or started_at) for t in finished), default=started_at)
-    return RunningJob(item, len(finished), max(0.0, now - last))
+    ends = [float(t.get("finished_at") or started_at) for t in finished]
+    last = max(ends, default=started_at)
+    # What each finished task took: a part that ran long tells how long its group's other parts will run.
+    took = tuple(max(0.0, end - start) for start, end in zip([started_at, *ends], ends, strict=False))
+    return RunningJob(item, len(finished), max(0.0, now - last), done_s=took)
 
 
 def claim_tail(attempt_dir: Path, todo: Sequence[TaskRef], count: int) -> list[TaskRef]:

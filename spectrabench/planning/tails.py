@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from spectrabench.planning.placement import per_device_mem_gb
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.taskparts import parse_part
 
 # A move must bring the running job's predicted end closer by this share of its time left: a smaller gain is within
 # the predictions' error and would still cost a model load.
@@ -32,12 +33,15 @@ class RunningJob(NamedTuple):
         in_task_s: Seconds since the last task finished, or since the attempt started (load included) when none has.
         speed: Its device's speed relative to the device the predictions are for (`planning.speeds`; 1 unless the
             pool mixes kinds).
+        done_s: Seconds each finished task took, in order (the first from the attempt's start, so with the load);
+            empty when unknown.
     """
 
     item: WorkItem
     finished: int
     in_task_s: float
     speed: float = 1.0
+    done_s: tuple[float, ...] = ()
 
 
 class TailMove(NamedTuple):
@@ -49,11 +53,42 @@ class TailMove(NamedTuple):
     gain_s: float
 
 
-def time_left_s(job: RunningJob, scale: float) -> float:
-    """The job's predicted time left on its device: the task at hand (never below zero when it overruns) and those
-    after it."""
+def expected_runtimes_s(job: RunningJob, scale: float) -> list[float]:
+    """Each task's runtime to expect on the job's device: its prediction x `scale`, and for a part of a group
+    (`taskparts`) whose earlier parts in this job ran long or short, x the ratio they ran at, counting the part at
+    hand once it has outrun its prediction. The parts of one group share its documents' lengths and the model's
+    speed on them: one that ran 3x long says its siblings will too."""
     item = job.item
     runtimes = [scale * r / job.speed for r in item.task_runtimes_s]
+    load = scale * item.predicted_load_s / job.speed
+    actual: dict[str, float] = {}
+    predicted: dict[str, float] = {}
+    for index, seconds in enumerate(job.done_s[:job.finished]):
+        group = _group_of(item.tasks[index])
+        if group is not None:
+            actual[group] = actual.get(group, 0.0) + max(0.0, seconds - (load if index == 0 else 0.0))
+            predicted[group] = predicted.get(group, 0.0) + runtimes[index]
+    ratio = {group: actual[group] / predicted[group] for group in actual if predicted[group] > 0}
+    if job.finished < len(runtimes):
+        group = _group_of(item.tasks[job.finished])
+        at_hand = runtimes[job.finished]
+        spent = max(0.0, job.in_task_s - (load if job.finished == 0 else 0.0))
+        if group is not None and at_hand > 0 and spent > at_hand:
+            overrun = (actual.get(group, 0.0) + spent) / (predicted.get(group, 0.0) + at_hand)
+            ratio[group] = max(ratio.get(group, 1.0), overrun)
+    return [r * ratio.get(_group_of(name) or "", 1.0) for name, r in zip(item.tasks, runtimes, strict=False)]
+
+
+def _group_of(name: str) -> str | None:
+    part = parse_part(name)
+    return part.task if part is not None else None
+
+
+def time_left_s(job: RunningJob, scale: float) -> float:
+    """The job's predicted time left on its device: the task at hand (never below zero when it overruns) and those
+    after it, each as `expected_runtimes_s` expects it."""
+    item = job.item
+    runtimes = expected_runtimes_s(job, scale)
     if job.finished >= len(runtimes):
         return 0.0
     at_hand = (scale * item.predicted_load_s / job.speed if job.finished == 0 else 0.0) + runtimes[job.finished]
@@ -86,7 +121,7 @@ def tail_move(running: Sequence[RunningJob], free_mem_gb: float,
                 or per_device_mem_gb(item) > free_mem_gb):
             continue
         factor = scale(item.model)
-        runtimes = [factor * r for r in item.task_runtimes_s]
+        runtimes = [r * job.speed for r in expected_runtimes_s(job, factor)]
         load = factor * item.predicted_load_s
         left = time_left_s(job, factor)
         end, count = left, 0

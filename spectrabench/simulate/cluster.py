@@ -112,16 +112,19 @@ class _Attempt:
     devices: list[_Device] = field(default_factory=list)  # all it holds (several for a sharded item)
     rate: float = 1.0
 
-    def progress(self) -> tuple[int, float]:
-        """Tasks finished so far, and seconds of work since the last one finished (or since the start)."""
+    def progress(self) -> tuple[int, float, tuple[float, ...]]:
+        """Tasks finished so far, seconds of work since the last one finished (or since the start), and the seconds
+        each finished task took (the first with the load)."""
         done = sum(self.task_s) + self.load_s - self.remaining if not self.oom else 0.0
         finished, edge = 0, 0.0
+        took: list[float] = []
         for index, seconds in enumerate(self.task_s):
             end = edge + seconds + (self.load_s if index == 0 else 0.0)
             if end > done + _DONE_EPS:
                 break
             finished, edge = index + 1, end
-        return finished, max(0.0, done - edge)
+            took.append(seconds + (self.load_s if index == 0 else 0.0))
+        return finished, max(0.0, done - edge), tuple(took)
 
 
 @dataclass
@@ -231,7 +234,8 @@ class _Run:
     def move_tail(self, device: _Device) -> None:
         """Ask `tail_move` for a running job's tail and start it on the idle `device` (see the module docstring)."""
         kind = {id(a): d.spec.name for d in self.devices for a in d.running}
-        running = [(a, RunningJob(a.item, *a.progress(), speed=self.speeds.get(kind[id(a)], 1.0)))
+        running = [(a, RunningJob(a.item, *a.progress()[:2], speed=self.speeds.get(kind[id(a)], 1.0),
+                                   done_s=a.progress()[2]))
                    for a in self.running_attempts()]
         scale = getattr(self.policy, "scale_for", lambda _model: 1.0)
         partners = self.idle_like(device)

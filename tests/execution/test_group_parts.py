@@ -69,3 +69,33 @@ def test_a_group_in_parts_scores_as_the_whole_and_a_lost_part_reruns_alone(tmp_p
     report = run_cli("report", "--run", run["run_id"], "--format", "json")
     assert report.code == 0, report.stderr
     assert GROUP in report.stdout
+
+
+def test_a_group_in_parts_within_one_job_scores_as_the_whole(tmp_path: Path, data_dir: Path) -> None:
+    # Two small models on two devices: a job each, and in each job the group runs as its parts, one after another.
+    folder = write_pair_group(tmp_path / "groups")
+    profile = tmp_path / "twins.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "twins", "limit": 4, "batch_size": 2,
+        "task_paths": [str(REPO / "profiles" / "tasks"), str(folder)],
+        "models": [{"name": name, "builtin": name, "params_b": params_b, "dtype": "float32"}
+                   for name, params_b in (("tiny-llama-4m", 0.004), ("tiny-llama-15m", 0.015))],
+        "tasks": [{"name": GROUP, "shots": 0}, {"name": "sb_arith", "shots": 0}]}))
+    plan = run_cli("plan", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    assert plan.code == 0, plan.stderr
+    jobs = json.loads(plan.stdout)["jobs"]
+    assert len(jobs) == 2
+    assert all({f"{GROUP}[1/2]", f"{GROUP}[2/2]"} <= set(job["tasks"]) for job in jobs), jobs
+
+    result = run_cli("compare", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["identical"], summary["parity"]
+    con = duckdb.connect(str(data_dir / "spectrabench.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT run_id, model, value FROM scores WHERE subtask = ? AND metric = 'acc' "
+                           "ORDER BY model, run_id", [GROUP]).fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 4, "each model's group scored by both runs"
+    assert rows[0][2] == rows[1][2] and rows[2][2] == rows[3][2]

@@ -62,3 +62,22 @@ def test_plan_cuts_only_where_the_makespan_gains() -> None:
     assert all(parse_part(t) or t == "arc" for t in covered)
     # On one device nothing can run side by side: cutting would only add loads.
     assert all(not parse_part(t) for p in plan_pieces(_profile(), 1) for t in p.tasks)
+
+
+def test_a_long_group_runs_in_parts_inside_its_job_so_its_tail_can_move() -> None:
+    # Eight equal models on eight devices: one job each, nothing worth cutting apart. Each kmmlu is most of its job.
+    profile = {f"m{i}": [_item(f"m{i}", "kmmlu", 1000.0, subtasks=45), _item(f"m{i}", "arc", 200.0)]
+               for i in range(8)}
+    pieces = plan_pieces(profile, 8)
+    assert len(pieces) == 8, "one job (one load) per model"
+    for piece in pieces:
+        parts = [parse_part(t) for t in piece.tasks[:-1]]
+        assert [(p.task, p.position) for p in parts if p] == [("kmmlu", i) for i in range(1, MAX_PARTS + 1)]
+        assert piece.tasks[-1] == "arc", "the parts stand where the group stood, longest first"
+        assert piece.task_runtimes_s[:-1] == pytest.approx([1000.0 / MAX_PARTS] * MAX_PARTS, rel=0.2)
+        assert sum(piece.task_runtimes_s) == pytest.approx(piece.predicted_runtime_s)
+    assert len({p.key for p in pieces}) == 8
+    # A short group stays whole, and on one device a group never runs in parts: no idle device could take them.
+    short = {**profile, "m0": [_item("m0", "kmmlu", 10.0, subtasks=45), _item("m0", "arc", 200.0)]}
+    assert next(p for p in plan_pieces(short, 8) if p.model == "m0").tasks == ("arc", "kmmlu")
+    assert all(not parse_part(t) for p in plan_pieces(profile, 1) for t in p.tasks)

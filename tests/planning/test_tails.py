@@ -84,3 +84,25 @@ def test_a_split_jobs_tail_moves_only_when_enough_devices_are_idle_to_hold_it() 
     assert tail_move([split], 80.0) is None
     move = tail_move([split], 80.0, idle_partners=1)
     assert move is not None and (move.key, move.n_tasks) == ("a", 2)
+
+
+def test_a_part_that_ran_long_says_its_groups_other_parts_will_too() -> None:
+    parts = WorkItem(key="g", model="m", tasks=("kmmlu[1/4]", "kmmlu[2/4]", "kmmlu[3/4]", "kmmlu[4/4]"),
+                     params_b=7.0, predicted_runtime_s=400.0, predicted_load_s=10.0, predicted_mem_gb=20.0,
+                     task_runtimes_s=(100.0,) * 4)
+    # The first part took 300 s after a 10 s load: the other three will take about 300 s each, not 100.
+    slow = RunningJob(parts, finished=1, in_task_s=0.0, done_s=(310.0,))
+    assert time_left_s(slow, 1.0) == pytest.approx(900.0)
+    move = tail_move([slow], free_mem_gb=80.0)
+    assert move is not None and move.n_tasks == 1 and move.gain_s == pytest.approx(300.0)
+    # Without the evidence the same job seems to have a third as long left, and the move to gain a third as much.
+    blind = slow._replace(done_s=())
+    assert time_left_s(blind, 1.0) == pytest.approx(300.0)
+    assert tail_move([blind], free_mem_gb=80.0) == (move.key, 1, pytest.approx(100.0))
+    # The part at hand running past its prediction counts too, before any part has finished: 300 s into a part
+    # predicted at 100, the other three are expected at that pace.
+    overrun = RunningJob(parts, finished=0, in_task_s=310.0)
+    assert time_left_s(overrun, 1.0) == pytest.approx(3 * 300.0)
+    # Tasks of other groups keep their predictions.
+    mixed = parts.model_copy(update={"tasks": ("kmmlu[1/2]", "kmmlu[2/2]", "arc", "mmlu")})
+    assert time_left_s(RunningJob(mixed, finished=1, in_task_s=0.0, done_s=(310.0,)), 1.0) == pytest.approx(500.0)
