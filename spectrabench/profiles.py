@@ -1,11 +1,13 @@
 """Profiles: which models run which tasks, with what settings. Loaded from YAML and validated strictly.
 
 A profile is the user's whole intent. Validation catches every mistake we can see before anything runs
-(unknown keys with "did you mean", duplicate names, missing local files), so a run never dies halfway on a typo.
+(unknown keys with "did you mean", duplicate names, one model or task under two names, missing local files), so a
+run never dies halfway on a typo.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -115,12 +117,18 @@ class Profile(_Strict):
     @classmethod
     def _unique_models(cls, models: list[ModelSpec]) -> list[ModelSpec]:
         _reject_duplicates([m.name for m in models], "model")
+        # A score is keyed by what is measured (`planning.jobs.measurement_key`), not by the name a profile gives it.
+        _reject_same([(m.name, json.dumps([m.source, m.revision, m.dtype, m.trust_remote_code, m.model_args],
+                                          sort_keys=True, default=str)) for m in models],
+                     "models", "the same weights, revision, dtype and model_args")
         return models
 
     @field_validator("tasks")
     @classmethod
     def _unique_tasks(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
         _reject_duplicates([t.name for t in tasks], "task")
+        _reject_same([(t.name, f"{t.harness_name}/{t.shots}") for t in tasks], "tasks",
+                     "the same lm-eval task and shots")
         return tasks
 
     def model(self, name: str) -> ModelSpec:
@@ -138,6 +146,16 @@ class Profile(_Strict):
                 return task
         raise UserError(f"task '{name}' is not in profile '{self.name}'",
                         hint=did_you_mean(name, [t.name for t in self.tasks], "tasks"))
+
+
+def _reject_same(named: list[tuple[str, str]], what: str, same: str) -> None:
+    """Reject two entries that measure the same thing under two names: their scores would be one measurement."""
+    first: dict[str, str] = {}
+    for name, identity in named:
+        if identity in first:
+            raise ValueError(f"{what} '{first[identity]}' and '{name}' are one measurement ({same}): "
+                             f"list it once")
+        first[identity] = name
 
 
 def _reject_duplicates(names: list[str], what: str) -> None:

@@ -44,6 +44,14 @@ def _dup_models(d: dict[str, Any]) -> None:
     d["models"].append(dict(d["models"][0]))
 
 
+def _twin_models(d: dict[str, Any]) -> None:
+    d["models"].append({**d["models"][0], "name": "twin"})
+
+
+def _twin_tasks(d: dict[str, Any]) -> None:
+    d["tasks"].append({**d["tasks"][0], "name": "facts_again", "lm_eval_task": d["tasks"][0]["name"]})
+
+
 def _missing_data(tmp_path: Path) -> str:
     folder = tmp_path / "tasks" / "sb_broken"
     folder.mkdir(parents=True)
@@ -73,6 +81,10 @@ CASES: list[tuple[str, Any, list[str], tuple[str, ...]]] = [
      ("param_b", "params_b")),
     ("unknown task field", lambda p: _profile(p, lambda d: d["tasks"][0].update(shot=1)), [], ("shot", "shots")),
     ("duplicate model names", lambda p: _profile(p, _dup_models), [], ("duplicate model name 'tiny'",)),
+    ("one model under two names", lambda p: _profile(p, _twin_models), [],
+     ("models 'tiny' and 'twin' are one measurement", "list it once")),
+    ("one task under two names", lambda p: _profile(p, _twin_tasks), [],
+     ("tasks 'sb_facts' and 'facts_again' are one measurement",)),
     ("negative shots", lambda p: _profile(p, lambda d: d["tasks"][0].update(shots=-1)), [], ("shots",)),
     ("both weight sources", lambda p: _profile(p, lambda d: d["models"][0].update(pretrained="org/x")), [],
      ("exactly one",)),
