@@ -14,11 +14,13 @@ from tests.conftest import MODEL_CACHE
 
 
 def test_each_tokenizer_counts_the_smoke_tasks_its_own_way() -> None:
-    for name in ("tiny-llama-4m", "smollm2-135m-instruct"):
+    built = ("tiny-llama-4m", "smollm2-135m-instruct")
+    for name in built:
         models.provision(name, MODEL_CACHE)
     profile = load_profile("smoke", Settings())
     scales = profile_token_scales(profile.models, resolve_task_sources(profile), MODEL_CACHE)
-    assert {(m.name, t.name) for m in profile.models for t in profile.tasks} <= set(scales)
+    # Only the models built so far have a tokenizer on disk (other tests may have built the rest, or not yet).
+    assert {(m.name, t.name) for m in profile.models if m.builtin in built for t in profile.tasks} <= set(scales)
     smol = next(m.name for m in profile.models if m.builtin == "smollm2-135m-instruct")
     tiny = next(m.name for m in profile.models if m.builtin == "tiny-llama-4m")
     # SmolLM2's English vocabulary splits Hangul into bytes: the Korean task's prompt is ~3x the byte estimate,
