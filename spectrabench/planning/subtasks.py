@@ -8,11 +8,11 @@ parts as tasks: it may run them in one worker or spread them. A group is never c
 leaves or `MAX_PARTS`, and a model that grouping may not split keeps its groups whole. The cut grouping is kept
 only when its makespan to expect under prediction error beats the uncut one by `grouping.MIN_GAIN`.
 
-Then, on more than one device, every group in a job that is longer than `TAIL_SHARE` of a device's share runs as
-parts in that job, one after another where the group stood (no extra load): a group that runs far longer than
-predicted can then still give its unstarted parts to a device that fell idle (`planning.tails`), where a whole group
-could give nothing. On one device there is nowhere to move a part to, and parts in one job are joined back into the
-whole group (one lm-eval call, as without cutting).
+Then, on `MIN_DEVICES_FOR_TAILS` devices or more, every group in a job that is longer than `TAIL_SHARE` of a
+device's share runs as parts in that job, one after another where the group stood (no extra load): a group that runs
+far longer than predicted can then still give its unstarted parts to a device that fell idle (`planning.tails`),
+where a whole group could give nothing. On fewer devices, parts in one job are joined back into the whole group
+(one lm-eval call, as without cutting).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ MAX_PARTS = 8
 # 7.77x. Every group in 8 parts (20 seeds): 7.37x / 7.08x / 7.80x / 7.75x, the parts' setup outweighing them.
 # On 2xA100-80GB, standard noise 0.2, p95 / LB moves 1.025 -> 1.028 (under its aim of 1.03).
 TAIL_SHARE = 0.05
+# On fewer devices, groups run whole in their jobs: with one other device to move a tail to, parts did not pay.
+# Standard / extended on 2xA100-80GB over 60 seeds, makespan / LB p50 and p95 at noise 0.2 and 0.5: in parts
+# 1.026 / 1.033 and 1.025 / 1.040 (standard), whole 1.023 / 1.031 and 1.023 / 1.037; extended the same either way.
+MIN_DEVICES_FOR_TAILS = 3
 
 
 def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
@@ -123,7 +127,8 @@ def plan_pieces(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int
     """The jobs an optimized run starts: every model's items grouped (`grouping.group_and_score`), with large groups
     cut into parts first (`split_large_groups`) where that shortens the makespan to expect under prediction error
     by more than `grouping.MIN_GAIN`; then each group longer than `TAIL_SHARE` of a device's share runs in parts
-    within its job (`in_parts`). On one device, parts that share a job are joined back instead (`rejoin_parts`)."""
+    within its job (`in_parts`). On fewer than `MIN_DEVICES_FOR_TAILS` devices, parts that share a job are joined
+    back instead (`rejoin_parts`)."""
     pieces, expected_s = group_and_score(items_by_model, n_devices, splittable, jobs_per_device=jobs_per_device)
     slots = max(n_devices, round(n_devices * jobs_per_device))
     split = split_large_groups(items_by_model, slots, splittable)
@@ -131,7 +136,7 @@ def plan_pieces(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int
         cut, cut_s = group_and_score(split, n_devices, splittable, jobs_per_device=jobs_per_device)
         if cut_s < expected_s * (1 - MIN_GAIN):
             pieces = cut
-    if n_devices < 2:
+    if n_devices < MIN_DEVICES_FOR_TAILS:
         return [rejoin_parts(piece) for piece in pieces]
     parts_of: dict[tuple[str, str], list[WorkItem]] = {}
     for items in split_large_groups(items_by_model, slots, splittable, share=TAIL_SHARE).values():

@@ -72,22 +72,24 @@ def test_a_group_in_parts_scores_as_the_whole_and_a_lost_part_reruns_alone(tmp_p
 
 
 def test_a_group_in_parts_within_one_job_scores_as_the_whole(tmp_path: Path, data_dir: Path) -> None:
-    # Two small models on two devices: a job each, and in each job the group runs as its parts, one after another.
+    # Three small models on three devices: a job each, and in each job the group runs as its parts, one after
+    # another (`planning.subtasks.MIN_DEVICES_FOR_TAILS`).
     folder = write_pair_group(tmp_path / "groups")
-    profile = tmp_path / "twins.yaml"
+    profile = tmp_path / "three.yaml"
     profile.write_text(yaml.safe_dump({
-        "name": "twins", "limit": 4, "batch_size": 2,
+        "name": "three", "limit": 4, "batch_size": 2,
         "task_paths": [str(REPO / "profiles" / "tasks"), str(folder)],
         "models": [{"name": name, "builtin": name, "params_b": params_b, "dtype": "float32"}
-                   for name, params_b in (("tiny-llama-4m", 0.004), ("tiny-llama-15m", 0.015))],
+                   for name, params_b in (("tiny-llama-4m", 0.004), ("tiny-llama-15m", 0.015),
+                                          ("tiny-llama-40m", 0.04))],
         "tasks": [{"name": GROUP, "shots": 0}, {"name": "sb_arith", "shots": 0}]}))
-    plan = run_cli("plan", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    plan = run_cli("plan", "--profile", str(profile), "--devices", "cpu:3", "--json")
     assert plan.code == 0, plan.stderr
     jobs = json.loads(plan.stdout)["jobs"]
-    assert len(jobs) == 2
+    assert len(jobs) == 3
     assert all({f"{GROUP}[1/2]", f"{GROUP}[2/2]"} <= set(job["tasks"]) for job in jobs), jobs
 
-    result = run_cli("compare", "--profile", str(profile), "--devices", "cpu:2", "--json")
+    result = run_cli("compare", "--profile", str(profile), "--devices", "cpu:3", "--json")
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["identical"], summary["parity"]
@@ -97,5 +99,5 @@ def test_a_group_in_parts_within_one_job_scores_as_the_whole(tmp_path: Path, dat
                            "ORDER BY model, run_id", [GROUP]).fetchall()
     finally:
         con.close()
-    assert len(rows) == 4, "each model's group scored by both runs"
-    assert rows[0][2] == rows[1][2] and rows[2][2] == rows[3][2]
+    assert len(rows) == 6, "each model's group scored by both runs"
+    assert all(rows[i][2] == rows[i + 1][2] for i in (0, 2, 4))

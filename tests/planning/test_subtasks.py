@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from spectrabench.planning.schedule import WorkItem
-from spectrabench.planning.subtasks import MAX_PARTS, plan_pieces, rejoin_parts, split_large_groups
+from spectrabench.planning.subtasks import (
+    MAX_PARTS,
+    MIN_DEVICES_FOR_TAILS,
+    plan_pieces,
+    rejoin_parts,
+    split_large_groups,
+)
 from spectrabench.taskparts import parse_part
 
 
@@ -77,7 +83,11 @@ def test_a_long_group_runs_in_parts_inside_its_job_so_its_tail_can_move() -> Non
         assert piece.task_runtimes_s[:-1] == pytest.approx([1000.0 / MAX_PARTS] * MAX_PARTS, rel=0.2)
         assert sum(piece.task_runtimes_s) == pytest.approx(piece.predicted_runtime_s)
     assert len({p.key for p in pieces}) == 8
-    # A short group stays whole, and on one device a group never runs in parts: no idle device could take them.
+    # A short group stays whole, and on fewer devices a group runs whole in its job: one other device to take a
+    # tail did not pay for the parts' setup.
     short = {**profile, "m0": [_item("m0", "kmmlu", 10.0, subtasks=45), _item("m0", "arc", 200.0)]}
     assert next(p for p in plan_pieces(short, 8) if p.model == "m0").tasks == ("arc", "kmmlu")
+    assert MIN_DEVICES_FOR_TAILS > 2
+    two = {m: items for m, items in profile.items() if m in ("m0", "m1")}
+    assert [p.tasks for p in plan_pieces(two, 2)] == [("kmmlu", "arc")] * 2
     assert all(not parse_part(t) for p in plan_pieces(profile, 1) for t in p.tasks)
