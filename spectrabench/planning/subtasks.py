@@ -41,7 +41,6 @@ MAX_PARTS = 8
 # in their jobs 7.69x / 7.00x / 7.75x / 7.44x, 1.467 / 1.767 / 1.347 / 1.711; 0.05 7.69x / 7.31x / 7.84x / 7.51x,
 # 1.283 / 1.397 / 1.245 / 1.404. Over 60 seeds, 0.05: 7.69x / 7.32x / 7.86x / 7.65x; 0.03: 7.68x / 7.27x / 7.89x /
 # 7.77x. Every group in 8 parts (20 seeds): 7.37x / 7.08x / 7.80x / 7.75x, the parts' setup outweighing them.
-# On 2xA100-80GB, standard noise 0.2, p95 / LB moves 1.025 -> 1.028 (under its aim of 1.03).
 TAIL_SHARE = 0.05
 # On fewer devices, groups run whole in their jobs: with one other device to move a tail to, parts did not pay.
 # Standard / extended on 2xA100-80GB over 60 seeds, makespan / LB p50 and p95 at noise 0.2 and 0.5: in parts

@@ -234,9 +234,8 @@ class _Run:
     def move_tail(self, device: _Device) -> None:
         """Ask `tail_move` for a running job's tail and start it on the idle `device` (see the module docstring)."""
         kind = {id(a): d.spec.name for d in self.devices for a in d.running}
-        running = [(a, RunningJob(a.item, *a.progress()[:2], speed=self.speeds.get(kind[id(a)], 1.0),
-                                   done_s=a.progress()[2]))
-                   for a in self.running_attempts()]
+        running = [(a, RunningJob(a.item, finished, in_task, speed=self.speeds.get(kind[id(a)], 1.0), done_s=took))
+                   for a in self.running_attempts() for finished, in_task, took in [a.progress()]]
         scale = getattr(self.policy, "scale_for", lambda _model: 1.0)
         partners = self.idle_like(device)
         move = tail_move([view for _, view in running], device.spec.total_mem_gb, scale, len(partners),
