@@ -39,6 +39,8 @@ class DeviceSpec(BaseModel, frozen=True):
         total_mem_gb: Memory this device offers (a CPU slot's even share of RAM).
         free_mem_gb: Memory free when the device was discovered.
         threads: For CPU slots, the cores this slot may use, so parallel workers don't oversubscribe.
+        cpu_gflops: For CPU slots, this machine's single-thread GEMM GFLOP/s (`harness.cpuspeed`), which the rules
+            scale their CPU figures by; None where it was not measured.
     """
 
     id: str
@@ -48,6 +50,7 @@ class DeviceSpec(BaseModel, frozen=True):
     total_mem_gb: float
     free_mem_gb: float
     threads: int | None = None
+    cpu_gflops: float | None = None
 
 
 def discover_gpus() -> list[DeviceSpec]:

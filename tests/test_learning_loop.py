@@ -48,6 +48,8 @@ def test_runs_train_the_predictor_and_plans_use_it(tmp_path: Path, data_dir: Pat
     con.close()
     assert versions[-1][1] == 12
     assert all(json.loads(f)["model"] == "tiny" for (f,) in features)
+    # Every record carries the CPU speed its runtimes were measured at (`harness.cpuspeed`).
+    assert all(json.loads(f)["cpu_gflops"] > 0 for (f,) in features)
     assert predicted == 3
 
     after = json.loads(run_cli("plan", "--profile", profile, "--limit", "4", "--json").stdout)

@@ -15,6 +15,7 @@ from spectrabench.errors import UserError
 from spectrabench.execution.attempt import worker_argv
 from spectrabench.execution.backends import Backend, pool_devices
 from spectrabench.hardware import DeviceSpec, with_memory_limit
+from spectrabench.harness.cpuspeed import with_cpu_speed
 from spectrabench.harness.tokencounts import profile_token_scales
 from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
 from spectrabench.planning.forecast import JobForecast, device_speeds, forecast_job
@@ -142,6 +143,10 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     if options.mode not in _POOLED_MODES:
         # The sequential modes use one device, as the traditional run did; on CPU that one worker gets every core.
         devices = pool("cpu:1") if devices[0].kind == "cpu" and not is_pool(text) else devices[:options.gpus_per_job]
+    if not is_pool(text) and options.backend == "local":
+        # This machine's CPU slots carry its measured speed, which the rules' CPU figures scale by (Ray's nodes may
+        # be other machines: their slots keep the reference figures).
+        devices = with_cpu_speed(devices, settings.model_cache)
     jobs = build_jobs(profile, limit=limit, batch_size=batch_size, task_versions=sources.versions,
                       lm_eval_version=lm_eval_version(),
                       group_by_model=options.mode in ("parallel", "per-model"),

@@ -89,6 +89,9 @@ class JobFeatures(BaseModel, frozen=True):
     # The model's own tokenizer's token count of the task's text over the shape's byte estimate (`prompt_tokens`
     # includes it); None where no tokenizer was at hand, or in records written before counts were measured.
     token_scale: float | None = None
+    # The CPU's single-thread GEMM GFLOP/s (`harness.cpuspeed`), which the rules scale their CPU figures by; None on
+    # GPUs, and in records written before it was measured (the rules then keep their reference figures).
+    cpu_gflops: float | None = None
 
 
 class HistoryRecord(NamedTuple):
@@ -161,7 +164,7 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         max_gen_toks=shape.max_gen_toks, prompt_tokens=_scaled(shape.prompt_tokens(shots), token_scale),
         token_scale=token_scale, batch_size=batch_size,
         device_kind=device.kind, device_name=device.name, device_mem_gb=device.total_mem_gb,
-        threads=device.threads, co_located=max(1, co_located),
+        threads=device.threads, co_located=max(1, co_located), cpu_gflops=device.cpu_gflops,
     )
 
 

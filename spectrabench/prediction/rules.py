@@ -10,16 +10,19 @@ the worker's peak resident set size (Python, torch, lm-eval, task data). Weights
 activations and the logits plus their log-softmax for the longest (first) batch, or the KV cache of a full
 generation batch.
 
-CPU constants were measured on this development machine (2-core AMD EPYC VM, torch fp32, transformers 5.24,
-lm-eval 0.4.13) with the builtin models (tiny-llama-4m/15m/40m, smollm2-135m-instruct) by timing
+CPU constants were first measured on an older development machine (2-core AMD EPYC VM, torch fp32, transformers
+5.24, lm-eval 0.4.13) with the builtin models (tiny-llama-4m/15m/40m, smollm2-135m-instruct) by timing
 `F.log_softmax(model(ids).logits)` for B x L random tokens (B x L from 1x64 to 32x128, median of 3 after a
 warm-up) and `model.generate` for 32 new tokens at B = 1 and 8, at 1 thread, while a second process kept the
 other core busy (an idle-machine recheck gave 59 GFLOP/s for tiny-llama-15m at 8 x 128 tokens). Worker peaks
 and load times come from the progress.json files of real `spectrabench run` attempts (smoke profile). Cross-check
 with real lm-eval (HFLM.loglikelihood, 1 thread, tests/prediction/test_rules.py): tiny-llama-15m, 32 requests of
 181 tokens at B = 16: 5.5 s measured / 4.1 s estimated, peak 0.64 / 1.00 GiB; smollm2, 16 requests of 76 tokens
-at B = 8: 6.8 s / 7.6 s, peak 1.35 / 1.59 GiB. GPU constants are public datasheet figures times efficiency
-factors (estimates: this machine has no GPU); the adaptive stage learns what they miss.
+at B = 8: 6.8 s / 7.6 s, peak 1.35 / 1.59 GiB. They were then measured again on the next development machine (a
+2-core AVX-512 EPYC, 108 GFLOP/s in `harness.cpuspeed`'s probe), where the smoke jobs ran in half the time and the
+old figures' runtime MAPE was 108% (see `CPU`); other machines scale them by their own probe (`cpu_at`). GPU
+constants are public datasheet figures times efficiency factors (estimates: this machine has no GPU); the adaptive
+stage learns what they miss.
 """
 
 from __future__ import annotations
@@ -57,7 +60,16 @@ class DeviceModel(NamedTuple):
     runtime_base_gb: float  # memory a worker holds before weights: CUDA context, or Python + torch + lm-eval
 
 
-# CPU, per thread, fp32. Measured (see module docstring):
+# CPU, per thread, fp32, on the machine of `CPU_REFERENCE_GFLOPS`. First measured on an older machine, with the
+# figures below; then, on this one, each part scaled by what it measured here:
+# - decode (steps, layers, bandwidth): x 0.45, from `generate` timings at 1 thread of the four builtins (B = 1:
+#   2.0, 6.8, 13.4, 46.4 ms a step; smollm2 at B = 8: 94 ms);
+# - overheads (task, request) x 0.53 and prefill x 0.38, and load (1.44 s + 0.2 s/GB) and the worker's base RSS
+#   (0.59 GiB median, 0.62 at p95, from 0.50): fitted to the 272 attempts of `make history` (least absolute log
+#   error of the three parts' scales; the prefill's real lm-eval throughput, 2 threads, ran above what single
+#   forward passes at 1 thread show, 80-99 GFLOP/s at 1 x 64 to 8 x 128 tokens). Rules runtime MAPE on that
+#   history went from 108% to 17%.
+# The older machine's figures:
 # - Prefill: 45-56 GFLOP/s at >= 512 tokens per pass (tiny-llama-4m 46, 15m 49-52, 40m 54-55,
 #   smollm2 55-56), 29-39 GFLOP/s at 1 x 64 tokens: modelled as 55 x tokens / (tokens + 16).
 # - Decode step at B = 1: 6.6 ms (4m, 4 layers), 15.2 ms (15m), 30.2 ms (40m), 89 ms (smollm2, 30 layers);
@@ -71,9 +83,12 @@ class DeviceModel(NamedTuple):
 #   of weights): 0.50 GiB before weights. Transients: logits + log-softmax (2 x 4 bytes x vocab per token)
 #   matched the RSS growth of smollm2 at 512 and 1024 tokens within 5%; the rest is ~8-20 floats of activations
 #   per hidden unit per token (24 is used, to stay on the safe side).
-CPU = DeviceModel("CPU", flops=55e9, mem_bw=6.6e9, half_tokens=16, decode_flops=18e9, layer_overhead_s=0.12e-3,
-                  step_overhead_s=4.3e-3, request_overhead_s=2e-3, task_overhead_s=0.5, load_fixed_s=3.4,
-                  load_bw=1.0e9, runtime_base_gb=0.50)
+CPU = DeviceModel("CPU", flops=145e9, mem_bw=14.7e9, half_tokens=16, decode_flops=40e9, layer_overhead_s=0.054e-3,
+                  step_overhead_s=1.9e-3, request_overhead_s=1.06e-3, task_overhead_s=0.265, load_fixed_s=1.44,
+                  load_bw=5.0e9, runtime_base_gb=0.60)
+# This machine's single-thread GEMM GFLOP/s as `harness.cpuspeed` measures it (107-111 in three probes): `CPU` is
+# scaled by a machine's own figure over this one (`cpu_at`).
+CPU_REFERENCE_GFLOPS = 108.0
 # Two threads were not measurable here while a benchmark held the other core (oversubscribed threads ran 20x
 # slower); GEMM usually scales near-linearly across physical cores and streaming bandwidth less so.
 _CPU_THREAD_FLOPS_EXP = 0.85
@@ -117,10 +132,29 @@ _ACTIVATION_FLOATS_PER_HIDDEN = 24
 _ALLOCATOR_SLACK = 0.10  # PyTorch's caching allocator keeps freed blocks that NVML still counts
 
 
-def device_model(f: JobFeatures) -> DeviceModel:
-    """The throughput figures for the job's device: the CPU, a known GPU by name, or a GPU guessed by memory."""
-    if f.device_kind == "cpu":
+def cpu_at(gflops: float | None) -> DeviceModel:
+    """The CPU figures for a machine whose single-thread GEMM runs at `gflops` (`harness.cpuspeed`): every time
+    scaled by its ratio to the machine `CPU` was measured on (None: that machine's figures).
+
+    One ratio for compute, bandwidth, Python overheads and loading alike: between the two machines measured here, the
+    forward passes, the per-task overheads and the loads of the smoke jobs all sped up within a factor of ~1.3 of each
+    other, where the machines differed 2x.
+    """
+    if gflops is None or gflops <= 0:
         return CPU
+    speed = gflops / CPU_REFERENCE_GFLOPS
+    return CPU._replace(
+        flops=CPU.flops * speed, mem_bw=CPU.mem_bw * speed, decode_flops=CPU.decode_flops * speed,
+        layer_overhead_s=CPU.layer_overhead_s / speed, step_overhead_s=CPU.step_overhead_s / speed,
+        request_overhead_s=CPU.request_overhead_s / speed, task_overhead_s=CPU.task_overhead_s / speed,
+        load_fixed_s=CPU.load_fixed_s / speed, load_bw=CPU.load_bw * speed)
+
+
+def device_model(f: JobFeatures) -> DeviceModel:
+    """The throughput figures for the job's device: the CPU at its measured speed, a known GPU by name, or a GPU
+    guessed by memory."""
+    if f.device_kind == "cpu":
+        return cpu_at(f.cpu_gflops)
     name = f.device_name.upper()
     if "H200" in name:
         return H200_141GB

@@ -143,3 +143,16 @@ lm.loglikelihood(requests, disable_tqdm=True)
 print(json.dumps({"load_s": loaded - started, "run_s": time.perf_counter() - loaded, "mean_tokens": tokens,
                   "requests": len(requests), "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}))
 """
+
+
+def test_a_cpu_twice_as_fast_as_the_reference_takes_half_the_time() -> None:
+    """The CPU figures travel between machines by their measured GEMM speed (`harness.cpuspeed`)."""
+    from spectrabench.prediction.rules import CPU_REFERENCE_GFLOPS, cpu_at
+
+    reference = features(0.1, "gsm8k", limit=20, device=CPU_SLOT.model_copy(update={"cpu_gflops": None}))
+    fast = reference.model_copy(update={"cpu_gflops": 2 * CPU_REFERENCE_GFLOPS})
+    assert cpu_at(None) == CPU == cpu_at(CPU_REFERENCE_GFLOPS)
+    assert estimate(fast).runtime_s == pytest.approx(estimate(reference).runtime_s / 2)
+    assert estimate(fast).load_s == pytest.approx(estimate(reference).load_s / 2)
+    # Speed changes no byte.
+    assert estimate(fast).peak_mem_gb == estimate(reference).peak_mem_gb
