@@ -27,9 +27,10 @@ from spectrabench.prediction.features import (
     JobFeatures,
     with_history_features,
 )
+from spectrabench.prediction.pairweight import Guess, blended, unseen_pair_weight
 from spectrabench.prediction.rules import Estimate, estimate, runtime_parts, weights_gib
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem", "rules_prefill_share", "rules_decode_share")
 COLUMNS = BASE_COLUMNS + HISTORY_COLUMNS + RULE_COLUMNS
 TARGETS = ("runtime", "load", "memory")
@@ -165,18 +166,24 @@ class LearnedPredictor:
     """
 
     def __init__(self, boosters: dict[str, Any], n_records: int, columns: Sequence[str] = COLUMNS,
-                 memory_offset: float = 0.0) -> None:
+                 memory_offset: float = 0.0, unseen_pair_weight: float = 1.0) -> None:
         self._boosters = boosters
         self.n_records = n_records
         self.columns = tuple(columns)
         self.memory_offset = memory_offset
+        # The share of the runtime correction a pair without history gets (`prediction.pairweight`).
+        self.unseen_pair_weight = unseen_pair_weight
 
     @classmethod
-    def fit(cls, records: Sequence[HistoryRecord]) -> LearnedPredictor:
+    def fit(cls, records: Sequence[HistoryRecord], targets: Sequence[str] = TARGETS,
+            weigh_unseen_pairs: bool = True) -> LearnedPredictor:
         """Train on finished measurements (each row's history features come only from earlier records).
 
         Args:
             records: The history, in any order.
+            targets: Which of `TARGETS` to learn (the others keep the rules' values).
+            weigh_unseen_pairs: Measure how far the runtime correction carries over to pairs without history, by
+                pair folds of `records` (`prediction.pairweight`); otherwise it carries over whole.
         """
         ordered = sorted(records, key=lambda r: r.finished_at)
         rows = with_history_features(ordered, _reference)
@@ -184,6 +191,8 @@ class LearnedPredictor:
         boosters: dict[str, Any] = {}
         offset = 0.0
         for index, target in enumerate(TARGETS):
+            if target not in targets:
+                continue
             xs, ys = [], []
             for record, row, rule in zip(ordered, rows, rules, strict=True):
                 actual = _actual(record, target)
@@ -195,7 +204,10 @@ class LearnedPredictor:
             boosters[target] = _train(target, xs, ys)
             if target == "memory":
                 offset = _memory_offset(xs, ys)
-        return cls(boosters, len(records), memory_offset=offset)
+        weight = 1.0
+        if weigh_unseen_pairs and "runtime" in boosters:
+            weight = unseen_pair_weight(ordered, _runtime_guesses)
+        return cls(boosters, len(records), memory_offset=offset, unseen_pair_weight=weight)
 
     def predict(self, f: JobFeatures, history: Sequence[HistoryRecord]) -> Estimate:
         """Runtime, load time and peak memory of a job that has not run, given everything that has.
@@ -228,8 +240,13 @@ class LearnedPredictor:
                        for t in TARGETS]
         if "memory" in self._boosters:
             corrections[TARGETS.index("memory")] = corrections[TARGETS.index("memory")] + self.memory_offset
-        return [Estimate(*(_corrected(f, t, rule[k], float(corrections[k][i])) for k, t in enumerate(TARGETS)))
-                for i, (f, rule) in enumerate(zip(jobs, rules, strict=True))]
+        out = []
+        for i, (f, rule, row) in enumerate(zip(jobs, rules, rows, strict=True)):
+            guess = Estimate(*(_corrected(f, t, rule[k], float(corrections[k][i])) for k, t in enumerate(TARGETS)))
+            if not row.get("hist_pair_n", 0) > 0 and self.unseen_pair_weight < 1:
+                guess = guess._replace(runtime_s=blended(rule.runtime_s, guess.runtime_s, self.unseen_pair_weight))
+            out.append(guess)
+        return out
 
     @property
     def targets(self) -> list[str]:
@@ -240,6 +257,7 @@ class LearnedPredictor:
         """The predictor as JSON: format version, feature columns, record count and LightGBM model strings."""
         payload = {"format": FORMAT_VERSION, "columns": list(self.columns), "n_records": self.n_records,
                    "memory_quantile": MEMORY_QUANTILE, "memory_offset": self.memory_offset,
+                   "unseen_pair_weight": self.unseen_pair_weight,
                    "boosters": {t: b.model_to_string() for t, b in sorted(self._boosters.items())}}
         return json.dumps(payload).encode()
 
@@ -262,7 +280,21 @@ class LearnedPredictor:
         if tuple(payload["columns"]) != COLUMNS:
             raise ValueError("the saved predictor uses other feature columns than this version")
         boosters = {t: lgb.Booster(model_str=s) for t, s in payload["boosters"].items()}
-        return cls(boosters, int(payload["n_records"]), payload["columns"], float(payload["memory_offset"]))
+        return cls(boosters, int(payload["n_records"]), payload["columns"], float(payload["memory_offset"]),
+                   float(payload["unseen_pair_weight"]))
+
+
+def _runtime_guesses(train: Sequence[HistoryRecord], test: Sequence[HistoryRecord]) -> list[Guess]:
+    """(actual, informed rules, trees) runtimes of `test`, from runtime trees fitted on `train` alone."""
+    model = LearnedPredictor.fit(train, targets=("runtime",), weigh_unseen_pairs=False)
+    index = history_index(train)
+    out = []
+    for record in test:
+        row = index.row(record.features)
+        rules = _base(record.features, estimate(record.features), row)
+        learned = model._predict_rows([record.features], [row], [estimate(record.features)])[0]
+        out.append((record.runtime_s, rules.runtime_s, learned.runtime_s))
+    return out
 
 
 def informed_rules(f: JobFeatures, index: HistoryIndex) -> Estimate:

@@ -55,6 +55,7 @@ def test_a_saved_predictor_reloads_and_predicts_the_same(trained: LearnedPredict
     data = trained.to_bytes()
     again = LearnedPredictor.from_bytes(data)
     assert again.n_records == trained.n_records and again.targets == trained.targets
+    assert again.unseen_pair_weight == trained.unseen_pair_weight
     jobs = [features(p, t, limit=lim, batch_size=b, name=f"m{p}")
             for p, t, lim, b in [(7, "gsm8k", 30, 8), (1.5, "arc_easy", None, 32), (14, "hellaswag", 100, 4)]]
     assert again.predict_many(jobs, history) == trained.predict_many(jobs, history)
