@@ -227,6 +227,10 @@ Reference = Callable[[JobFeatures], tuple[float, float, float, float]]
 
 # Answer fractions are kept in this range: a record can be noisier than the decode part it is measured against.
 _ANSWER_RANGE = (1e-3, 2.0)
+# How many records the task's pooled share (both kinds of batch) and a zero model offset are worth against a few
+# records of one kind (shrinkage): 2 gave the least held-out error on the smoke history (0: 14.8-17.4% over four
+# pair deals, 2: 14.7-16.5%, 5: 15.3-16.2%) and cost least on the simulated one (`benchmarks/predictor_accuracy.py`).
+_ANSWER_PRIOR = 2.0
 
 
 class _Means:
@@ -255,7 +259,37 @@ def _log_ratio(actual: float | None, reference: float) -> float | None:
     return math.log(actual / reference)
 
 
-def _history_row(means: _Means, model: str, task: str) -> FeatureRow:
+def _answer_key(task: str, batch_size: int) -> str:
+    # A batch of one stops at its answer's end; a larger batch only when every row has met the same stop string
+    # (lm-eval's MultiTokenEOSCriteria) or its end-of-text, else it runs on to the cap: two different shares.
+    return f"t:{task}|{'one' if batch_size <= 1 else 'many'}"
+
+
+def _answer_share(means: _Means, model: str, task: str, batch_size: int) -> float:
+    """The log share of the cap that this task's answers took in earlier records at this kind of batch; at batch 1,
+    moved by how much shorter or longer this model's answers ran than other models' on the tasks it did run."""
+    key = _answer_key(task, batch_size)
+    share = means.mean(key, "answer")
+    pooled = means.mean("t:" + task, "answer")
+    if not math.isfinite(share):
+        # Only the other kind of batch has run this task yet: its share beats none.
+        return _with_model_offset(means, model, pooled, batch_size)
+    n = means.count(key, "answer")
+    share = (n * share + _ANSWER_PRIOR * pooled) / (n + _ANSWER_PRIOR)
+    return _with_model_offset(means, model, share, batch_size)
+
+
+def _with_model_offset(means: _Means, model: str, share: float, batch_size: int) -> float:
+    if batch_size > 1 or not math.isfinite(share):
+        return share
+    offset = means.mean("m:" + model, "answer_offset")
+    if not math.isfinite(offset):
+        return share
+    n = means.count("m:" + model, "answer_offset")
+    return share + offset * n / (n + _ANSWER_PRIOR)
+
+
+def _history_row(means: _Means, model: str, task: str, batch_size: int) -> FeatureRow:
     pair = f"{model}\x00{task}"
     return {
         "hist_model_n": means.count("m:" + model, "spr"), "hist_model_log_spr": means.mean("m:" + model, "spr"),
@@ -264,7 +298,7 @@ def _history_row(means: _Means, model: str, task: str) -> FeatureRow:
         "hist_model_resid": means.mean("m:" + model, "resid"), "hist_task_resid": means.mean("t:" + task, "resid"),
         "hist_pair_resid": means.mean("p:" + pair, "resid"), "hist_model_load_resid": means.mean("m:" + model, "load"),
         "hist_model_mem_resid": means.mean("m:" + model, "mem"),
-        "hist_task_answer": means.mean("t:" + task, "answer"),
+        "hist_task_answer": _answer_share(means, model, task, batch_size),
     }
 
 
@@ -284,8 +318,16 @@ def _absorb(means: _Means, record: HistoryRecord, reference: Reference | None) -
             # The share of the generation cap this task's answers really take: answers stop long before the cap
             # on most tasks, whatever the model, so it carries over to models the task has not met yet.
             low, high = _ANSWER_RANGE
-            answered = (record.runtime_s - (ref[0] - decode)) / decode
-            means.add("t:" + record.task, "answer", math.log(min(high, max(low, answered))))
+            answered = math.log(min(high, max(low, (record.runtime_s - (ref[0] - decode)) / decode)))
+            key = _answer_key(record.task, record.features.batch_size)
+            if record.features.batch_size <= 1:
+                # How this model's answers ran against other models' on the same task, where each answer stops at
+                # its own end: a model that answers and stops, against random weights that ramble to the cap.
+                others = means.mean(key, "answer")
+                if math.isfinite(others):
+                    means.add("m:" + record.model, "answer_offset", answered - others)
+            means.add(key, "answer", answered)
+            means.add("t:" + record.task, "answer", answered)
 
 
 def with_history_features(records: Sequence[HistoryRecord], reference: Reference | None = None) -> list[FeatureRow]:
@@ -313,7 +355,8 @@ def with_history_features(records: Sequence[HistoryRecord], reference: Reference
         while end < len(order) and records[order[end]].finished_at == records[order[start]].finished_at:
             end += 1
         for i in order[start:end]:
-            rows[i] = {**encode(records[i].features), **_history_row(means, records[i].model, records[i].task)}
+            f = records[i].features
+            rows[i] = {**encode(f), **_history_row(means, records[i].model, records[i].task, f.batch_size)}
         for i in order[start:end]:
             _absorb(means, records[i], reference)
         start = end
@@ -330,7 +373,7 @@ class HistoryIndex:
 
     def row(self, f: JobFeatures) -> FeatureRow:
         """The row for a job that has not run yet: its features plus what all of the history says about it."""
-        return {**encode(f), **_history_row(self._means, f.model, f.task)}
+        return {**encode(f), **_history_row(self._means, f.model, f.task, f.batch_size)}
 
 
 def features_with_history(f: JobFeatures, history: Sequence[HistoryRecord],

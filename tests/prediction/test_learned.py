@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from spectrabench.prediction.features import HistoryRecord
+from spectrabench.prediction.features import HistoryRecord, JobFeatures
 from spectrabench.prediction.learned import LearnedPredictor, blend, fit, time_ordered_cv
 from spectrabench.prediction.rules import Estimate, estimate
 
@@ -119,6 +119,41 @@ def test_a_generation_tasks_answer_share_carries_over_to_models_that_never_ran_i
     arc = features(14.0, "arc_easy", name="new")
     assert informed_rules(arc, history_index(history)).runtime_s == pytest.approx(estimate(arc).runtime_s)
     assert informed_rules(new, HistoryIndex([])).runtime_s == pytest.approx(rules)
+
+
+def test_at_batch_one_a_model_that_stops_early_elsewhere_is_expected_to_stop_early_here() -> None:
+    """lm-eval stops a batch of one at its answer's end, a larger batch only when all its rows agree: random weights
+    ramble to the cap either way, a real model stops at batch 1. What a model did at batch 1 on one task carries over
+    to its batch-1 jobs on another; its larger batches keep the task's share."""
+    from spectrabench.prediction.learned import history_index, informed_rules
+    from spectrabench.prediction.rules import runtime_parts
+
+    from . import features
+
+    def truth(f: JobFeatures, share: float) -> float:
+        parts = runtime_parts(f)
+        return parts.total_s - parts.decode_s + share * parts.decode_s
+
+    history = []
+    for task in ("nq_open", "gsm8k"):
+        for name in ("random1", "random2"):
+            for batch in (1, 8):
+                f = features(1.5, task, limit=50, batch_size=batch, name=name)
+                history.append(HistoryRecord(f, truth(f, 1.0), 5.0, 9.0, 1000.0 + len(history), name, task))
+    # The real model answered gsm8k at batch 1 in a fifth of the cap; at batch 8 its batches ran to the cap.
+    for batch in (1, 1, 8):
+        f = features(1.5, "gsm8k", limit=50, batch_size=batch, name="real")
+        history.append(HistoryRecord(f, truth(f, 0.2 if batch == 1 else 1.0), 5.0, 9.0, 1000.0 + len(history),
+                                     "real", "gsm8k"))
+    index = history_index(history)
+    one = features(1.5, "nq_open", limit=50, batch_size=1, name="real")
+    eight = features(1.5, "nq_open", limit=50, batch_size=8, name="real")
+    # nq_open never ran on the real model: at batch 1 it is expected well under the cap, at batch 8 at the cap.
+    assert informed_rules(one, index).runtime_s < 0.6 * truth(one, 1.0)
+    assert informed_rules(eight, index).runtime_s == pytest.approx(truth(eight, 1.0), rel=1e-6)
+    # The random models keep the cap at batch 1 too.
+    rambler = features(1.5, "nq_open", limit=50, batch_size=1, name="random1")
+    assert informed_rules(rambler, index).runtime_s == pytest.approx(truth(rambler, 1.0), rel=0.05)
 
 
 def test_memory_is_learned_above_the_weights_which_are_never_scaled() -> None:
