@@ -34,6 +34,8 @@ class TrainingReport(BaseModel):
     cv: dict[str, Any] | None
     stages: list[StageCount]
     skipped: str | None = None
+    # The share of the learned runtime correction a (model, task) pair without history gets (`prediction.pairweight`).
+    unseen_pair_weight: float | None = None
 
 
 _DOMAINS = ("under 1B", "1B to large", "large")
@@ -81,4 +83,4 @@ def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
     version = History(db).save_predictor(predictor.to_bytes(), n_records=len(history),
                                          cv_error=None if error is None or math.isnan(error) else error)
     return TrainingReport(records=len(history), version=version, seconds=time.perf_counter() - started, cv=cv,
-                          stages=stages)
+                          stages=stages, unseen_pair_weight=predictor.unseen_pair_weight)

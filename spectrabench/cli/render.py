@@ -182,6 +182,9 @@ def training(report: TrainingReport, *, as_json: bool) -> None:
     for stage in report.stages:
         console.print(f"{stage.device_kind} {stage.domain}: {stage.records} records -> {stage.stage} "
                       f"(learned weight {stage.learned_weight:.2f})")
+    if report.unseen_pair_weight is not None:
+        console.print(f"a (model, task) pair without history gets {report.unseen_pair_weight:.0%} of the learned "
+                      "runtime correction (what predicted pairs held out of this history best)")
     if report.version is not None:
         console.print(f"saved predictor v{report.version} ({report.seconds:.1f} s)")
     else:
