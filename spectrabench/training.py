@@ -6,11 +6,14 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from spectrabench.profiles import SchedulerConfig
+
+if TYPE_CHECKING:
+    from spectrabench.prediction.features import TokenCount
 
 MIN_TRAINING_RECORDS = 10  # fewer, and a LightGBM fit learns nothing the rules don't already say
 
@@ -42,7 +45,7 @@ _DOMAINS = ("under 1B", "1B to large", "large")
 
 
 def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
-                    token_scales: Mapping[tuple[str, str], float] | None = None) -> TrainingReport:
+                    token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> TrainingReport:
     """Fit the learned predictor on every history record, score it in time order, and store a new version.
 
     Args:

@@ -23,7 +23,7 @@ from spectrabench.planning.jobs import Job, TaskRef, build_jobs
 from spectrabench.planning.outlook import PairCost, PlanOutlook, plan_outlook
 from spectrabench.planning.placement import shards_needed
 from spectrabench.planning.workitems import regroup, work_item
-from spectrabench.prediction.features import weights_gb
+from spectrabench.prediction.features import TokenCount, weights_gb
 from spectrabench.prediction.stages import Predictor
 from spectrabench.profiles import ModelSpec, Profile, local_model_path
 from spectrabench.settings import Settings
@@ -228,7 +228,7 @@ def _shards(job: Job, forecast: JobForecast, device: DeviceSpec, available: int)
 
 
 def load_predictor(profile: Profile, settings: Settings,
-                   token_scales: Mapping[tuple[str, str], float] | None = None) -> tuple[Predictor, int | None]:
+                   token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> tuple[Predictor, int | None]:
     """The predictor for this profile: rules, plus the newest trained model and the history it stands on (with the
     prompt lengths of records written before tokens were counted recounted by `token_scales`)."""
     from spectrabench.store.learning import latest_predictor, load_history

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from spectrabench.harness.localtasks import LocalTask
 from spectrabench.harness.models import is_provisioned, model_dir
+from spectrabench.prediction.features import TokenCount
 from spectrabench.profiles import ModelSpec
 
 if TYPE_CHECKING:
@@ -80,21 +81,47 @@ def bytes_per_token(tokenizer: Path, texts: Sequence[str]) -> float | None:
     return size / tokens if tokens else None
 
 
+def choice_passes(tokenizer: Path, choices: Sequence[Sequence[str]]) -> float | None:
+    """Forward passes per loglikelihood request that lm-eval runs for documents with these answer options (each
+    as appended to the context, delimiter included: `prediction.shapes.sample_choices`).
+
+    With its logits cache on (HFLM's default), lm-eval groups a document's requests by context plus all but the
+    last continuation token and scores each group in one pass: every option that is a single token after the
+    context shares one pass (MMLU's letters: four requests, one pass), a longer option gets its own. None when
+    there is nothing to count or the tokenizer cannot be read.
+    """
+    options = [option for doc in choices for option in doc]
+    if not options:
+        return None
+    try:
+        encoder = _tokenizer(tokenizer, tokenizer.stat().st_mtime_ns)
+        lengths = [len(e.ids) for e in encoder.encode_batch(list(options), add_special_tokens=False)]
+    except Exception:  # an unreadable tokenizer leaves one pass per request
+        return None
+    passes, start = 0, 0
+    for doc in choices:
+        single = [n == 1 for n in lengths[start:start + len(doc)]]
+        start += len(doc)
+        passes += single.count(False) + (1 if any(single) else 0)
+    return passes / len(options)
+
+
 def token_scales(models: Sequence[ModelSpec], tasks: Mapping[str, Sequence[LocalTask]], model_cache: Path
-                 ) -> dict[tuple[str, str], float]:
+                 ) -> dict[tuple[str, str], TokenCount]:
     """For each (model name, task name) with a tokenizer on disk and local text: the model's real token count of
-    the task's text over the shape's byte estimate.
+    the task's text over the shape's byte estimate, and for multiple choice the forward passes per request.
 
     Args:
         models: The profile's models.
         tasks: Each profile task's local tasks: itself, or a group's leaves (their texts pooled).
         model_cache: Where builtin models are built.
     """
-    from spectrabench.prediction.shapes import BYTES_PER_TOKEN, sample_texts
+    from spectrabench.prediction.shapes import BYTES_PER_TOKEN, sample_choices, sample_texts
 
     texts = {name: [text for leaf in leaves for text in sample_texts(leaf)] for name, leaves in tasks.items()}
+    options = {name: [doc for leaf in leaves for doc in sample_choices(leaf)] for name, leaves in tasks.items()}
     low, high = _SCALE_RANGE
-    scales: dict[tuple[str, str], float] = {}
+    scales: dict[tuple[str, str], TokenCount] = {}
     for model in models:
         path = tokenizer_file(model, model_cache)
         if path is None:
@@ -102,19 +129,20 @@ def token_scales(models: Sequence[ModelSpec], tasks: Mapping[str, Sequence[Local
         for task, sample in texts.items():
             measured = bytes_per_token(path, sample)
             if measured is not None:
-                scales[model.name, task] = min(high, max(low, BYTES_PER_TOKEN / measured))
+                scales[model.name, task] = TokenCount(min(high, max(low, BYTES_PER_TOKEN / measured)),
+                                                      choice_passes(path, options[task]))
     return scales
 
 
 def profile_token_scales(models: Sequence[ModelSpec], sources: TaskSources, model_cache: Path
-                         ) -> dict[tuple[str, str], float]:
+                         ) -> dict[tuple[str, str], TokenCount]:
     """`token_scales` for a profile's local tasks and local groups (`tasksources.resolve_task_sources`)."""
     tasks: dict[str, Sequence[LocalTask]] = {name: [task] for name, task in sources.local.items()}
     tasks |= sources.groups
     return token_scales(models, tasks, model_cache) if tasks else {}
 
 
-def scales_for(profile: Profile, settings: Settings) -> dict[tuple[str, str], float]:
+def scales_for(profile: Profile, settings: Settings) -> dict[tuple[str, str], TokenCount]:
     """`profile_token_scales` for a profile whose task sources are not resolved yet (the calibrate commands)."""
     from spectrabench.tasksources import resolve_task_sources
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.jobs import Job
 from spectrabench.prediction.batching import choose_batch_size
-from spectrabench.prediction.features import JobFeatures, TaskShape, job_features
+from spectrabench.prediction.features import JobFeatures, TaskShape, TokenCount, job_features
 from spectrabench.prediction.stages import Predictor
 
 _STAGE_ORDER = ("intelligent", "hybrid", "adaptive")
@@ -46,7 +46,7 @@ class JobForecast(BaseModel):
 
 
 def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, predictor: Predictor,
-                 memory_margin: float, token_scales: Mapping[tuple[str, str], float] | None = None) -> JobForecast:
+                 memory_margin: float, token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> JobForecast:
     """Pick the job's batch size and predict its cost on `device`.
 
     On GPU each task's batch is the largest whose predicted peak memory (the quantile, when learned) fits the
@@ -61,8 +61,10 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
         ref = job.tasks[task_index]
         shape = shapes[ref.profile_task]
         # A part of a group is its share of the group's leaves (`taskparts`).
+        count = scales.get((job.model.name, ref.profile_task))
         return job_features(job.model, shape.part(*ref.part) if ref.part else shape, ref.shots, job.limit, batch,
-                            device, token_scale=scales.get((job.model.name, ref.profile_task)))
+                            device, token_scale=count.scale if count else None,
+                            pass_share=count.passes if count else None)
 
     batch, reason = job.batch_size, "CPU: fixed from the profile"
     batches = [ref.batch_under(batch) for ref in job.tasks]
@@ -97,7 +99,7 @@ def forecast_job(job: Job, shapes: Mapping[str, TaskShape], device: DeviceSpec, 
 
 def device_speeds(sized: Sequence[tuple[Job, JobForecast]], shapes: Mapping[str, TaskShape],
                   devices: Sequence[DeviceSpec], predictor: Predictor, memory_margin: float,
-                  token_scales: Mapping[tuple[str, str], float] | None = None) -> dict[str, float]:
+                  token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> dict[str, float]:
     """Each kind of device's predicted speed relative to the first device of a pool that mixes kinds (empty for a
     pool of one kind): the jobs' total predicted time on the first device over their total on the kind, each job
     at the batches it was sized for (`planning.speeds`)."""

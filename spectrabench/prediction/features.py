@@ -89,9 +89,23 @@ class JobFeatures(BaseModel, frozen=True):
     # The model's own tokenizer's token count of the task's text over the shape's byte estimate (`prompt_tokens`
     # includes it); None where no tokenizer was at hand, or in records written before counts were measured.
     token_scale: float | None = None
+    # Forward passes lm-eval runs per loglikelihood request: its logits cache scores every choice of a document whose
+    # continuation is one token in a single pass (`harness.tokencounts.choice_passes`); None: one pass per request.
+    pass_share: float | None = None
     # The CPU's single-thread GEMM GFLOP/s (`harness.cpuspeed`), which the rules scale their CPU figures by; None on
     # GPUs, and in records written before it was measured (the rules then keep their reference figures).
     cpu_gflops: float | None = None
+
+
+class TokenCount(NamedTuple):
+    """What a model's own tokenizer says of a local task (`harness.tokencounts`).
+
+    `scale`: its token count of the task's text over the shape's byte estimate; `passes`: forward passes per
+    loglikelihood request under lm-eval's logits cache (None for a generation task).
+    """
+
+    scale: float
+    passes: float | None = None
 
 
 class HistoryRecord(NamedTuple):
@@ -137,7 +151,8 @@ def dtype_bytes(model: ModelSpec) -> int:
 
 def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | None, batch_size: int,
                  device: DeviceSpec, co_located: int = 1, *, vocab_size: int | None = None,
-                 context_len: int | None = None, token_scale: float | None = None) -> JobFeatures:
+                 context_len: int | None = None, token_scale: float | None = None,
+                 pass_share: float | None = None) -> JobFeatures:
     """Describe one (model, task) measurement on `device`.
 
     Args:
@@ -152,6 +167,7 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         context_len: The model's maximum context, likewise.
         token_scale: How many times more tokens the model's tokenizer makes of the task's text than the shape's
             byte estimate (`harness.tokencounts`); None keeps the estimate.
+        pass_share: Forward passes per loglikelihood request (`TokenCount.passes`); None: one each.
     """
     known = _BUILTIN_VOCAB_CONTEXT.get(model.builtin or "")
     documents = shape.documents_after(limit)
@@ -162,7 +178,7 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         documents=documents, choices_per_doc=shape.choices_per_doc,
         requests=max(1, round(documents * shape.choices_per_doc)) if documents else 0, shots=shots,
         max_gen_toks=shape.max_gen_toks, prompt_tokens=_scaled(shape.prompt_tokens(shots), token_scale),
-        token_scale=token_scale, batch_size=batch_size,
+        token_scale=token_scale, pass_share=pass_share, batch_size=batch_size,
         device_kind=device.kind, device_name=device.name, device_mem_gb=device.total_mem_gb,
         threads=device.threads, co_located=max(1, co_located), cpu_gflops=device.cpu_gflops,
     )
@@ -172,20 +188,25 @@ def _scaled(tokens: int, scale: float | None) -> int:
     return tokens if scale is None else max(1, round(tokens * scale))
 
 
-def recounted(records: Sequence[HistoryRecord], scales: Mapping[tuple[str, str], float]
+def recounted(records: Sequence[HistoryRecord], counts: Mapping[tuple[str, str], TokenCount]
               ) -> list[HistoryRecord]:
-    """`records` with the prompt lengths of those written before tokens were counted (`token_scale` None) scaled by
-    the (model, task) pair's count in `scales`, where it has one: a token count is a fixed property of the tokenizer
-    and the task's text, so old measurements and new jobs are then described alike. Others are returned as they are.
+    """`records` with what was not counted when they were written filled in from the (model, task) pair's count in
+    `counts`, where it has one: prompt lengths scaled (`token_scale` None) and passes per request (`pass_share`
+    None). Both are fixed properties of the tokenizer and the task's text, so old measurements and new jobs are then
+    described alike. Others are returned as they are.
     """
     out = []
     for record in records:
-        scale = scales.get((record.model, record.task))
-        if record.features.token_scale is None and scale is not None:
-            features = record.features.model_copy(update={
-                "prompt_tokens": _scaled(record.features.prompt_tokens, scale), "token_scale": scale})
-            record = record._replace(features=features)
-        out.append(record)
+        count = counts.get((record.model, record.task))
+        if count is None:
+            out.append(record)
+            continue
+        update: dict[str, object] = {}
+        if record.features.token_scale is None:
+            update |= {"prompt_tokens": _scaled(record.features.prompt_tokens, count.scale), "token_scale": count.scale}
+        if record.features.pass_share is None and count.passes is not None:
+            update["pass_share"] = count.passes
+        out.append(record._replace(features=record.features.model_copy(update=update)) if update else record)
     return out
 
 

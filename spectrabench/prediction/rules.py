@@ -64,11 +64,11 @@ class DeviceModel(NamedTuple):
 # figures below; then, on this one, each part scaled by what it measured here:
 # - decode (steps, layers, bandwidth): x 0.45, from `generate` timings at 1 thread of the four builtins (B = 1:
 #   2.0, 6.8, 13.4, 46.4 ms a step; smollm2 at B = 8: 94 ms);
-# - overheads (task, request) x 0.53 and prefill x 0.38, and load (1.44 s + 0.2 s/GB) and the worker's base RSS
+# - overheads (task, request) x 0.53 and prefill x 0.42, and load (1.44 s + 0.2 s/GB) and the worker's base RSS
 #   (0.59 GiB median, 0.62 at p95, from 0.50): fitted to the 272 attempts of `make history` (least absolute log
-#   error of the three parts' scales; the prefill's real lm-eval throughput, 2 threads, ran above what single
-#   forward passes at 1 thread show, 80-99 GFLOP/s at 1 x 64 to 8 x 128 tokens). Rules runtime MAPE on that
-#   history went from 108% to 17%.
+#   error of the three parts' scales, counting one pass per group of one-token options as lm-eval runs them,
+#   `JobFeatures.pass_share`; single forward passes at 1 thread show 80-99 GFLOP/s at 1 x 64 to 8 x 128 tokens,
+#   and two threads add ~1.8x). Rules runtime MAPE on that history went from 108% to 16%.
 # The older machine's figures:
 # - Prefill: 45-56 GFLOP/s at >= 512 tokens per pass (tiny-llama-4m 46, 15m 49-52, 40m 54-55,
 #   smollm2 55-56), 29-39 GFLOP/s at 1 x 64 tokens: modelled as 55 x tokens / (tokens + 16).
@@ -83,7 +83,7 @@ class DeviceModel(NamedTuple):
 #   of weights): 0.50 GiB before weights. Transients: logits + log-softmax (2 x 4 bytes x vocab per token)
 #   matched the RSS growth of smollm2 at 512 and 1024 tokens within 5%; the rest is ~8-20 floats of activations
 #   per hidden unit per token (24 is used, to stay on the safe side).
-CPU = DeviceModel("CPU", flops=145e9, mem_bw=14.7e9, half_tokens=16, decode_flops=40e9, layer_overhead_s=0.054e-3,
+CPU = DeviceModel("CPU", flops=132e9, mem_bw=14.7e9, half_tokens=16, decode_flops=40e9, layer_overhead_s=0.054e-3,
                   step_overhead_s=1.9e-3, request_overhead_s=1.06e-3, task_overhead_s=0.265, load_fixed_s=1.44,
                   load_bw=5.0e9, runtime_base_gb=0.60)
 # This machine's single-thread GEMM GFLOP/s as `harness.cpuspeed` measures it (107-111 in three probes): `CPU` is
@@ -224,7 +224,9 @@ def runtime_parts(f: JobFeatures) -> RuntimeParts:
     batches = math.ceil(f.requests / batch)
     overhead = dev.task_overhead_s + f.requests * dev.request_overhead_s
     if f.request_type != "generate_until":
-        tokens = f.requests * (f.prompt_tokens + _CONTINUATION_TOKENS) * _PADDING
+        # lm-eval's logits cache scores all one-token options of a document in one pass (`JobFeatures.pass_share`).
+        passes = f.requests * (f.pass_share if f.pass_share is not None else 1.0)
+        tokens = passes * (f.prompt_tokens + _CONTINUATION_TOKENS) * _PADDING
         return RuntimeParts(overhead, _forward_s(tokens, batches, layers, params, dev, compute), 0.0)
     prompt = f.requests * f.prompt_tokens * _PADDING
     prefill = _forward_s(prompt, batches, layers, params, dev, compute)

@@ -142,6 +142,23 @@ def sample_texts(task: LocalTask) -> list[str]:
     return [text for doc in _first_docs(task) if (text := " ".join(_doc_texts(doc, fields)))]
 
 
+def sample_choices(task: LocalTask) -> list[list[str]]:
+    """The answer options of a multiple-choice task's sampled documents, as lm-eval appends them to the context
+    (after the yaml's `target_delimiter`, a space by default); empty for other tasks, or when `doc_to_choice` is not
+    a field of the data holding a list of strings."""
+    if task.output_type != "multiple_choice":
+        return []
+    config = _read_config(task.yaml_path) or {}
+    field = str(config.get("doc_to_choice") or "choices").strip()
+    delimiter = str(config.get("target_delimiter", " "))
+    out = []
+    for doc in _first_docs(task):
+        options = doc.get(field)
+        if isinstance(options, list) and options and all(isinstance(o, str) for o in options):
+            out.append([delimiter + o for o in options])
+    return out
+
+
 def shape_of_group(leaves: Sequence[TaskShape], name: str) -> TaskShape:
     """The shape of a group of `leaves`: their documents summed, answer options and prompt lengths averaged over
     the documents, the longest generation cap, the most common request type.

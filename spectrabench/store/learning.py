@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from spectrabench.store.db import connect
 
 if TYPE_CHECKING:
-    from spectrabench.prediction.features import HistoryRecord
+    from spectrabench.prediction.features import HistoryRecord, TokenCount
     from spectrabench.prediction.learned import LearnedPredictor
 
 
@@ -23,7 +23,7 @@ class StoredPredictor(NamedTuple):
     predictor: LearnedPredictor
 
 
-def load_history(db: Path, token_scales: Mapping[tuple[str, str], float] | None = None) -> list[HistoryRecord]:
+def load_history(db: Path, token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> list[HistoryRecord]:
     """Every finished task with its features and costs, oldest first.
 
     A record's runtime is the task's own evaluation time; load time and peak memory are its attempt's. Records

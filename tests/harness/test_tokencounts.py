@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spectrabench.harness import models
-from spectrabench.harness.tokencounts import bytes_per_token, profile_token_scales, tokenizer_file
+from spectrabench.harness.tokencounts import bytes_per_token, choice_passes, profile_token_scales, tokenizer_file
 from spectrabench.prediction.shapes import BYTES_PER_TOKEN, sample_texts
 from spectrabench.profiles import ModelSpec, load_profile
 from spectrabench.settings import Settings
@@ -25,12 +25,19 @@ def test_each_tokenizer_counts_the_smoke_tasks_its_own_way() -> None:
     tiny = next(m.name for m in profile.models if m.builtin == "tiny-llama-4m")
     # SmolLM2's English vocabulary splits Hangul into bytes: the Korean task's prompt is ~3x the byte estimate,
     # English facts a little under it; the tiny Llamas' 4k vocabulary is about as coarse on both.
-    assert scales[smol, "sb_ko"] > 2.5 > 1.0 > scales[smol, "sb_facts"]
-    assert abs(scales[tiny, "sb_ko"] / scales[tiny, "sb_facts"] - 1) < 0.1
+    assert scales[smol, "sb_ko"].scale > 2.5 > 1.0 > scales[smol, "sb_facts"].scale
+    assert abs(scales[tiny, "sb_ko"].scale / scales[tiny, "sb_facts"].scale - 1) < 0.1
+    # lm-eval scores every one-token option of a document in one pass: SmolLM2 has one token for many English
+    # answers ("pork", "scissors") but none for a Hangul one; the 4k vocabulary splits nearly every answer.
+    facts_passes = scales[smol, "sb_facts"].passes
+    assert facts_passes is not None and facts_passes < 0.75
+    assert scales[smol, "sb_ko"].passes == 1.0
+    assert all(0.85 < (scales[tiny, t].passes or 0) <= 1.0 for t in ("sb_facts", "sb_ko"))
+    assert scales[smol, "sb_arith"].passes is None, "generation has no options"
     folder = models.model_dir("smollm2-135m-instruct", MODEL_CACHE)
     texts = sample_texts(resolve_task_sources(profile).local["sb_ko"])
     measured = bytes_per_token(folder / "tokenizer.json", texts)
-    assert measured is not None and abs(BYTES_PER_TOKEN / measured - scales[smol, "sb_ko"]) < 1e-9
+    assert measured is not None and abs(BYTES_PER_TOKEN / measured - scales[smol, "sb_ko"].scale) < 1e-9
 
 
 def test_without_a_tokenizer_on_disk_the_estimate_stays(tmp_path: Path) -> None:
@@ -48,3 +55,4 @@ def test_without_a_tokenizer_on_disk_the_estimate_stays(tmp_path: Path) -> None:
     broken.write_text("{not json")
     assert bytes_per_token(broken, ["some text"]) is None
     assert bytes_per_token(broken, []) is None
+    assert choice_passes(broken, [[" a", " b"]]) is None

@@ -14,6 +14,7 @@ from spectrabench.prediction.features import (
     HISTORY_COLUMNS,
     HistoryIndex,
     HistoryRecord,
+    TokenCount,
     device_class,
     encode,
     job_features,
@@ -149,10 +150,10 @@ def test_records_written_before_tokens_were_counted_are_recounted_and_no_others(
     old = synthetic_history(3)
     counted = old[1]._replace(features=old[1].features.model_copy(update={"token_scale": 1.5}))
     records = [old[0], counted, old[2]]
-    scales = {(old[0].model, old[0].task): 3.0, (counted.model, counted.task): 9.0}
+    scales = {(old[0].model, old[0].task): TokenCount(3.0, 0.5), (counted.model, counted.task): TokenCount(9.0)}
     out = recounted(records, scales)
     assert out[0].features.prompt_tokens == round(old[0].features.prompt_tokens * 3.0)
-    assert out[0].features.token_scale == 3.0
+    assert out[0].features.token_scale == 3.0 and out[0].features.pass_share == 0.5
     assert out[0].runtime_s == old[0].runtime_s and out[0].finished_at == old[0].finished_at
     assert out[1] == counted, "counted when it ran: kept as it was"
     if (old[2].model, old[2].task) not in scales:

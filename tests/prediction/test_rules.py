@@ -156,3 +156,13 @@ def test_a_cpu_twice_as_fast_as_the_reference_takes_half_the_time() -> None:
     assert estimate(fast).load_s == pytest.approx(estimate(reference).load_s / 2)
     # Speed changes no byte.
     assert estimate(fast).peak_mem_gb == estimate(reference).peak_mem_gb
+
+
+def test_options_scored_in_one_pass_cost_one_pass_and_the_same_memory() -> None:
+    """lm-eval's logits cache scores every one-token option of a document in one forward pass (MMLU's letters)."""
+    each = features(7.0, "arc_easy", limit=200)
+    shared = each.model_copy(update={"pass_share": 0.25})
+    assert estimate(shared).runtime_s < 0.5 * estimate(each).runtime_s
+    # The batch still holds a whole context's logits per group: the reservation does not shrink.
+    assert estimate(shared).peak_mem_gb == estimate(each).peak_mem_gb
+    assert estimate(each.model_copy(update={"pass_share": None})) == estimate(each)
