@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,16 +62,11 @@ def _evaluate(train: list[HistoryRecord], test: list[HistoryRecord]) -> dict[str
 
 def _pair_folds(history: list[HistoryRecord], seed: int
                 ) -> list[tuple[list[HistoryRecord], list[HistoryRecord]]]:
-    """(train, test) per fold: the (model, task) pairs, shuffled, dealt into `PAIR_FOLDS` folds; each fold's
+    """(train, test) per fold: the (model, task) pairs, shuffled by `seed`, dealt into `PAIR_FOLDS` folds; each fold's
     records are the test, everything else (in time order) the training."""
-    pairs = sorted({(r.model, r.task) for r in history})
-    random.Random(seed).shuffle(pairs)
-    folds = []
-    for fold in range(PAIR_FOLDS):
-        held = set(pairs[fold::PAIR_FOLDS])
-        folds.append(([r for r in history if (r.model, r.task) not in held],
-                      [r for r in history if (r.model, r.task) in held]))
-    return folds
+    from spectrabench.prediction.pairweight import pair_folds
+
+    return pair_folds(history, PAIR_FOLDS, seed)
 
 
 def _held_out_pairs(folds: list[tuple[list[HistoryRecord], list[HistoryRecord]]], n: int | None

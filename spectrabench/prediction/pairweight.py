@@ -13,6 +13,7 @@ that over- and under-prediction by the same factor weigh the same for a schedule
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Sequence
 
 from spectrabench.prediction.features import HistoryRecord
@@ -30,11 +31,13 @@ Guess = tuple[float, float, float]
 FoldPredictor = Callable[[Sequence[HistoryRecord], Sequence[HistoryRecord]], list[Guess]]
 
 
-def pair_folds(records: Sequence[HistoryRecord], folds: int = FOLDS
+def pair_folds(records: Sequence[HistoryRecord], folds: int = FOLDS, seed: int | None = None
                ) -> list[tuple[list[HistoryRecord], list[HistoryRecord]]]:
-    """(train, test) per fold: the distinct (model, task) pairs, in sorted order, dealt round-robin into `folds`;
-    each fold's records are its test, the rest (in their given order) its training."""
+    """(train, test) per fold: the distinct (model, task) pairs, in sorted order (shuffled by `seed` when given),
+    dealt round-robin into `folds`; each fold's records are its test, the rest (in their given order) its training."""
     pairs = sorted({(r.model, r.task) for r in records})
+    if seed is not None:
+        random.Random(seed).shuffle(pairs)
     out = []
     for fold in range(folds):
         held = set(pairs[fold::folds])
