@@ -58,12 +58,23 @@ class DeviceModel(NamedTuple):
     load_fixed_s: float  # tokenizer, model class, HFLM set-up before weights move
     load_bw: float  # bytes/s from disk (page cache) into device memory
     runtime_base_gb: float  # memory a worker holds before weights: CUDA context, or Python + torch + lm-eval
+    # Weight traffic of a decode step at batch >= 2 over batch 1. GPUs: 1 (one kernel either way, not measured).
+    batched_weight_reads: float = 1.0
+    # Times a decode step moves the whole KV cache through memory. GPUs: 0 until measured there; the rules do not
+    # know a model's grouped-query heads, and would overstate the cache of most released models ~4x.
+    kv_moves: float = 0.0
 
 
 # CPU, per thread, fp32, on the machine of `CPU_REFERENCE_GFLOPS`. First measured on an older machine, with the
 # figures below; then, on this one, each part scaled by what it measured here:
-# - decode (steps, layers, bandwidth): x 0.45, from `generate` timings at 1 thread of the four builtins (B = 1:
-#   2.0, 6.8, 13.4, 46.4 ms a step; smollm2 at B = 8: 94 ms);
+# - decode: `generate` timings of the four builtins at 2 threads, 64 new tokens after prompts of 20 and 180 tokens.
+#   A step at B = 1 took 1.6, 6.3, 11.8 and 40.2 ms (4m, 15m, 40m, smollm2), at 1 thread 2.0, 6.8, 13.4, 46.4: weight
+#   bytes over 11.7 GB/s at one thread, and a second thread adds only 1.15x (`_CPU_THREAD_BW_EXP`). At B >= 2 a step
+#   costs ~1.6x the weight traffic of B = 1 (smollm2 66 ms at B = 2, 59-68 at B = 8; 40m 17.0-20.8 ms; torch runs
+#   one row as a matrix-vector product and more rows as a GEMM that repacks the weights), rows beyond the second
+#   add little compute, and the KV cache, which `generate` copies each step, adds with the prompt (40m at B = 8: +2.3
+#   ms from 20 to 180 prompt tokens; two moves of 2 x layers x hidden x 4 bytes a token). Steps of lm-eval's runs that
+#   went to the cap matched within ~15% (tiny Llamas' HumanEval and arithmetic), with 0.5 ms fixed a step.
 # - overheads (task, request) x 0.53 and prefill x 0.42, and load (1.44 s + 0.2 s/GB) and the worker's base RSS
 #   (0.59 GiB median, 0.62 at p95, from 0.50): fitted to the 272 attempts of `make history` (least absolute log
 #   error of the three parts' scales, counting one pass per group of one-token options as lm-eval runs them,
@@ -83,16 +94,16 @@ class DeviceModel(NamedTuple):
 #   of weights): 0.50 GiB before weights. Transients: logits + log-softmax (2 x 4 bytes x vocab per token)
 #   matched the RSS growth of smollm2 at 512 and 1024 tokens within 5%; the rest is ~8-20 floats of activations
 #   per hidden unit per token (24 is used, to stay on the safe side).
-CPU = DeviceModel("CPU", flops=132e9, mem_bw=14.7e9, half_tokens=16, decode_flops=40e9, layer_overhead_s=0.054e-3,
-                  step_overhead_s=1.9e-3, request_overhead_s=1.06e-3, task_overhead_s=0.265, load_fixed_s=1.44,
-                  load_bw=5.0e9, runtime_base_gb=0.60)
+CPU = DeviceModel("CPU", flops=132e9, mem_bw=11.7e9, half_tokens=16, decode_flops=140e9, layer_overhead_s=0.054e-3,
+                  step_overhead_s=0.5e-3, request_overhead_s=1.06e-3, task_overhead_s=0.265, load_fixed_s=1.44,
+                  load_bw=5.0e9, runtime_base_gb=0.60, batched_weight_reads=1.6, kv_moves=2.0)
 # This machine's single-thread GEMM GFLOP/s as `harness.cpuspeed` measures it (107-111 in three probes): `CPU` is
 # scaled by a machine's own figure over this one (`cpu_at`).
 CPU_REFERENCE_GFLOPS = 108.0
-# Two threads were not measurable here while a benchmark held the other core (oversubscribed threads ran 20x
-# slower); GEMM usually scales near-linearly across physical cores and streaming bandwidth less so.
+# GEMM scales near-linearly across physical cores; a decode step's weight streaming hardly does (1.15x from one
+# thread to two, measured above).
 _CPU_THREAD_FLOPS_EXP = 0.85
-_CPU_THREAD_BW_EXP = 0.5
+_CPU_THREAD_BW_EXP = 0.2
 
 
 def _gpu(name: str, tflops: float, tbps: float, efficiency: float) -> DeviceModel:
@@ -217,7 +228,7 @@ def runtime_parts(f: JobFeatures) -> RuntimeParts:
     if f.requests <= 0:
         return RuntimeParts(0.0, 0.0, 0.0)
     dev = device_model(f)
-    layers, _hidden = model_shape(f.params_b)
+    layers, hidden = model_shape(f.params_b)
     params = f.params_b * 1e9
     compute, bandwidth = _speedups(f, dev)
     batch = max(1, f.batch_size)
@@ -231,9 +242,15 @@ def runtime_parts(f: JobFeatures) -> RuntimeParts:
     prompt = f.requests * f.prompt_tokens * _PADDING
     prefill = _forward_s(prompt, batches, layers, params, dev, compute)
     # Each batch decodes until its longest answer stops; random or rambling models reach the cap.
+    rows = min(batch, f.requests)
     weights_read = params * f.dtype_bytes / (dev.mem_bw * bandwidth)
+    if rows > 1:
+        weights_read *= dev.batched_weight_reads
+    # The KV cache at the middle of the answer: K and V of every layer, for the prompt and half the cap.
+    cache = 2 * layers * hidden * f.dtype_bytes * rows * (f.prompt_tokens * _PADDING + max(f.max_gen_toks, 1) / 2)
     step = (dev.step_overhead_s + layers * dev.layer_overhead_s + weights_read
-            + (min(batch, f.requests) - 1) * 2 * params / (dev.decode_flops * compute))
+            + dev.kv_moves * cache / (dev.mem_bw * bandwidth)
+            + (rows - 1) * 2 * params / (dev.decode_flops * compute))
     return RuntimeParts(overhead, prefill, batches * max(f.max_gen_toks, 1) * step)
 
 

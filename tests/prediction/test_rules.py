@@ -12,7 +12,7 @@ import pytest
 
 from spectrabench.catalog import TASKS
 from spectrabench.hardware import DeviceSpec
-from spectrabench.prediction.features import job_features, shape_from_facts
+from spectrabench.prediction.features import JobFeatures, job_features, shape_from_facts
 from spectrabench.prediction.rules import (
     A100_40GB,
     A100_80GB,
@@ -166,3 +166,23 @@ def test_options_scored_in_one_pass_cost_one_pass_and_the_same_memory() -> None:
     # The batch still holds a whole context's logits per group: the reservation does not shrink.
     assert estimate(shared).peak_mem_gb == estimate(each).peak_mem_gb
     assert estimate(each.model_copy(update={"pass_share": None})) == estimate(each)
+
+
+def test_a_cpu_decode_step_streams_more_weights_in_a_batch_and_moves_the_kv_cache() -> None:
+    """Measured here: torch decodes one row as a matrix-vector product and more rows as a GEMM that repacks the
+    weights (~1.6x the traffic), and `generate` copies the KV cache every step, so longer prompts decode slower."""
+    from spectrabench.prediction.rules import runtime_parts
+
+    def step_s(f: JobFeatures) -> float:
+        rows = min(f.batch_size, f.requests)
+        return runtime_parts(f).decode_s / (-(-f.requests // f.batch_size) * f.max_gen_toks) if rows else 0.0
+
+    one = features(0.135, "gsm8k", limit=16, batch_size=1, device=CPU_SLOT)
+    two = one.model_copy(update={"batch_size": 2})
+    assert step_s(two) > 1.5 * step_s(one)
+    longer = one.model_copy(update={"prompt_tokens": 4 * one.prompt_tokens})
+    assert step_s(longer) > step_s(one)
+    # GPUs keep their figures: one weight read at any batch, no cache term until it is measured there.
+    gpu_one = features(7.0, "gsm8k", limit=16, batch_size=1)
+    assert step_s(gpu_one.model_copy(update={"prompt_tokens": 4 * gpu_one.prompt_tokens})) == pytest.approx(
+        step_s(gpu_one))
