@@ -109,17 +109,19 @@ def choice_passes(tokenizer: Path, choices: Sequence[Sequence[str]]) -> float | 
 def token_scales(models: Sequence[ModelSpec], tasks: Mapping[str, Sequence[LocalTask]], model_cache: Path
                  ) -> dict[tuple[str, str], TokenCount]:
     """For each (model name, task name) with a tokenizer on disk and local text: the model's real token count of
-    the task's text over the shape's byte estimate, and for multiple choice the forward passes per request.
+    the task's text over the shape's byte estimate, for multiple choice the forward passes per request, and for
+    generation the stop strings its leaves share.
 
     Args:
         models: The profile's models.
         tasks: Each profile task's local tasks: itself, or a group's leaves (their texts pooled).
         model_cache: Where builtin models are built.
     """
-    from spectrabench.prediction.shapes import BYTES_PER_TOKEN, sample_choices, sample_texts
+    from spectrabench.prediction.shapes import BYTES_PER_TOKEN, sample_choices, sample_texts, stop_strings
 
     texts = {name: [text for leaf in leaves for text in sample_texts(leaf)] for name, leaves in tasks.items()}
     options = {name: [doc for leaf in leaves for doc in sample_choices(leaf)] for name, leaves in tasks.items()}
+    stops = {name: {stop_strings(leaf) for leaf in leaves} for name, leaves in tasks.items()}
     low, high = _SCALE_RANGE
     scales: dict[tuple[str, str], TokenCount] = {}
     for model in models:
@@ -130,7 +132,8 @@ def token_scales(models: Sequence[ModelSpec], tasks: Mapping[str, Sequence[Local
             measured = bytes_per_token(path, sample)
             if measured is not None:
                 scales[model.name, task] = TokenCount(min(high, max(low, BYTES_PER_TOKEN / measured)),
-                                                      choice_passes(path, options[task]))
+                                                      choice_passes(path, options[task]),
+                                                      next(iter(stops[task])) if len(stops[task]) == 1 else None)
     return scales
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from spectrabench.catalog import RequestType
 from spectrabench.hardware import DeviceSpec
+from spectrabench.prediction.answers import AnswerShares, answer_kind
 from spectrabench.prediction.shapes import TaskShape, shape_from_facts, shape_from_local, shape_of_group
 from spectrabench.profiles import ModelSpec
 
@@ -95,17 +96,22 @@ class JobFeatures(BaseModel, frozen=True):
     # The CPU's single-thread GEMM GFLOP/s (`harness.cpuspeed`), which the rules scale their CPU figures by; None on
     # GPUs, and in records written before it was measured (the rules then keep their reference figures).
     cpu_gflops: float | None = None
+    # A generation task's stop strings (`TaskShape.stop_sequences`): whether its larger batches stop as early as a
+    # batch of one (`prediction.answers`). None: unknown, or not a generation task.
+    stop_sequences: int | None = None
 
 
 class TokenCount(NamedTuple):
-    """What a model's own tokenizer says of a local task (`harness.tokencounts`).
+    """What a model's own tokenizer says of a local task (`harness.tokencounts`), and the task's stop strings.
 
     `scale`: its token count of the task's text over the shape's byte estimate; `passes`: forward passes per
-    loglikelihood request under lm-eval's logits cache (None for a generation task).
+    loglikelihood request under lm-eval's logits cache (None for a generation task); `stops`: a generation task's
+    stop strings (`TaskShape.stop_sequences`), which records written before they were kept lack.
     """
 
     scale: float
     passes: float | None = None
+    stops: int | None = None
 
 
 class HistoryRecord(NamedTuple):
@@ -181,6 +187,7 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         token_scale=token_scale, pass_share=pass_share, batch_size=batch_size,
         device_kind=device.kind, device_name=device.name, device_mem_gb=device.total_mem_gb,
         threads=device.threads, co_located=max(1, co_located), cpu_gflops=device.cpu_gflops,
+        stop_sequences=shape.stop_sequences,
     )
 
 
@@ -191,9 +198,9 @@ def _scaled(tokens: int, scale: float | None) -> int:
 def recounted(records: Sequence[HistoryRecord], counts: Mapping[tuple[str, str], TokenCount]
               ) -> list[HistoryRecord]:
     """`records` with what was not counted when they were written filled in from the (model, task) pair's count in
-    `counts`, where it has one: prompt lengths scaled (`token_scale` None) and passes per request (`pass_share`
-    None). Both are fixed properties of the tokenizer and the task's text, so old measurements and new jobs are then
-    described alike. Others are returned as they are.
+    `counts`, where it has one: prompt lengths scaled (`token_scale` None), passes per request (`pass_share` None)
+    and stop strings (`stop_sequences` None). All are fixed properties of the tokenizer and the task, so old
+    measurements and new jobs are then described alike. Others are returned as they are.
     """
     out = []
     for record in records:
@@ -206,6 +213,8 @@ def recounted(records: Sequence[HistoryRecord], counts: Mapping[tuple[str, str],
             update |= {"prompt_tokens": _scaled(record.features.prompt_tokens, count.scale), "token_scale": count.scale}
         if record.features.pass_share is None and count.passes is not None:
             update["pass_share"] = count.passes
+        if record.features.stop_sequences is None and count.stops is not None:
+            update["stop_sequences"] = count.stops
         out.append(record._replace(features=record.features.model_copy(update=update)) if update else record)
     return out
 
@@ -248,10 +257,6 @@ Reference = Callable[[JobFeatures], tuple[float, float, float, float]]
 
 # Answer fractions are kept in this range: a record can be noisier than the decode part it is measured against.
 _ANSWER_RANGE = (1e-3, 2.0)
-# How many records the task's pooled share (both kinds of batch) and a zero model offset are worth against a few
-# records of one kind (shrinkage): 2 gave the least held-out error on the smoke history (0: 14.8-17.4% over four
-# pair deals, 2: 14.7-16.5%, 5: 15.3-16.2%) and cost least on the simulated one (`benchmarks/predictor_accuracy.py`).
-_ANSWER_PRIOR = 2.0
 
 
 class _Means:
@@ -260,6 +265,7 @@ class _Means:
     def __init__(self) -> None:
         self.sums: dict[tuple[str, str], float] = defaultdict(float)
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        self.answers = AnswerShares()
 
     def add(self, key: str, name: str, value: float | None) -> None:
         if value is not None and math.isfinite(value):
@@ -280,37 +286,7 @@ def _log_ratio(actual: float | None, reference: float) -> float | None:
     return math.log(actual / reference)
 
 
-def _answer_key(task: str, batch_size: int) -> str:
-    # A batch of one stops at its answer's end; a larger batch only when every row has met the same stop string
-    # (lm-eval's MultiTokenEOSCriteria) or its end-of-text, else it runs on to the cap: two different shares.
-    return f"t:{task}|{'one' if batch_size <= 1 else 'many'}"
-
-
-def _answer_share(means: _Means, model: str, task: str, batch_size: int) -> float:
-    """The log share of the cap that this task's answers took in earlier records at this kind of batch; at batch 1,
-    moved by how much shorter or longer this model's answers ran than other models' on the tasks it did run."""
-    key = _answer_key(task, batch_size)
-    share = means.mean(key, "answer")
-    pooled = means.mean("t:" + task, "answer")
-    if not math.isfinite(share):
-        # Only the other kind of batch has run this task yet: its share beats none.
-        return _with_model_offset(means, model, pooled, batch_size)
-    n = means.count(key, "answer")
-    share = (n * share + _ANSWER_PRIOR * pooled) / (n + _ANSWER_PRIOR)
-    return _with_model_offset(means, model, share, batch_size)
-
-
-def _with_model_offset(means: _Means, model: str, share: float, batch_size: int) -> float:
-    if batch_size > 1 or not math.isfinite(share):
-        return share
-    offset = means.mean("m:" + model, "answer_offset")
-    if not math.isfinite(offset):
-        return share
-    n = means.count("m:" + model, "answer_offset")
-    return share + offset * n / (n + _ANSWER_PRIOR)
-
-
-def _history_row(means: _Means, model: str, task: str, batch_size: int) -> FeatureRow:
+def _history_row(means: _Means, model: str, task: str, f: JobFeatures) -> FeatureRow:
     pair = f"{model}\x00{task}"
     return {
         "hist_model_n": means.count("m:" + model, "spr"), "hist_model_log_spr": means.mean("m:" + model, "spr"),
@@ -319,7 +295,7 @@ def _history_row(means: _Means, model: str, task: str, batch_size: int) -> Featu
         "hist_model_resid": means.mean("m:" + model, "resid"), "hist_task_resid": means.mean("t:" + task, "resid"),
         "hist_pair_resid": means.mean("p:" + pair, "resid"), "hist_model_load_resid": means.mean("m:" + model, "load"),
         "hist_model_mem_resid": means.mean("m:" + model, "mem"),
-        "hist_task_answer": _answer_share(means, model, task, batch_size),
+        "hist_task_answer": means.answers.share(model, answer_kind(task, f.batch_size, f.stop_sequences)),
     }
 
 
@@ -340,15 +316,8 @@ def _absorb(means: _Means, record: HistoryRecord, reference: Reference | None) -
             # on most tasks, whatever the model, so it carries over to models the task has not met yet.
             low, high = _ANSWER_RANGE
             answered = math.log(min(high, max(low, (record.runtime_s - (ref[0] - decode)) / decode)))
-            key = _answer_key(record.task, record.features.batch_size)
-            if record.features.batch_size <= 1:
-                # How this model's answers ran against other models' on the same task, where each answer stops at
-                # its own end: a model that answers and stops, against random weights that ramble to the cap.
-                others = means.mean(key, "answer")
-                if math.isfinite(others):
-                    means.add("m:" + record.model, "answer_offset", answered - others)
-            means.add(key, "answer", answered)
-            means.add("t:" + record.task, "answer", answered)
+            means.answers.add(record.model, answer_kind(record.task, record.features.batch_size,
+                                                        record.features.stop_sequences), answered)
 
 
 def with_history_features(records: Sequence[HistoryRecord], reference: Reference | None = None) -> list[FeatureRow]:
@@ -377,7 +346,7 @@ def with_history_features(records: Sequence[HistoryRecord], reference: Reference
             end += 1
         for i in order[start:end]:
             f = records[i].features
-            rows[i] = {**encode(f), **_history_row(means, records[i].model, records[i].task, f.batch_size)}
+            rows[i] = {**encode(f), **_history_row(means, records[i].model, records[i].task, f)}
         for i in order[start:end]:
             _absorb(means, records[i], reference)
         start = end
@@ -394,7 +363,7 @@ class HistoryIndex:
 
     def row(self, f: JobFeatures) -> FeatureRow:
         """The row for a job that has not run yet: its features plus what all of the history says about it."""
-        return {**encode(f), **_history_row(self._means, f.model, f.task, f.batch_size)}
+        return {**encode(f), **_history_row(self._means, f.model, f.task, f)}
 
 
 def features_with_history(f: JobFeatures, history: Sequence[HistoryRecord],

@@ -30,7 +30,9 @@ from spectrabench.prediction.features import (
 from spectrabench.prediction.pairweight import Guess, blended, unseen_pair_weight
 from spectrabench.prediction.rules import Estimate, estimate, runtime_parts, weights_gib
 
-FORMAT_VERSION = 6
+# 7: the rules decode CPU batches with the weight and KV-cache traffic measured here, and answer shares are a task +
+# model fit (`prediction.answers`): corrections learned against the older rules and shares would be misapplied.
+FORMAT_VERSION = 7
 RULE_COLUMNS = ("rules_log_runtime", "rules_log_load", "rules_log_mem", "rules_prefill_share", "rules_decode_share")
 COLUMNS = BASE_COLUMNS + HISTORY_COLUMNS + RULE_COLUMNS
 TARGETS = ("runtime", "load", "memory")

@@ -40,6 +40,10 @@ class TaskShape(NamedTuple):
     task: str = ""
     prompt_shots: int = 0
     subtasks: int = 1
+    # A generation task's stop strings (`until`): with one, a batch stops once all its answers have, as a batch of
+    # one does; with several, rows ending on different strings keep a batch going (`prediction.answers`). None:
+    # not known (catalog tasks), or not a generation task.
+    stop_sequences: int | None = None
 
     def documents_after(self, limit: int | None) -> int:
         """Documents scored under lm-eval's `--limit`, which applies to every leaf subtask of a group.
@@ -101,9 +105,21 @@ def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
         kwargs = config.get("generation_kwargs")
         gen = kwargs.get("max_gen_toks") if isinstance(kwargs, dict) else None
         return TaskShape("generate_until", documents, 1.0, int(gen) if isinstance(gen, int) else _HFLM_DEFAULT_GEN_TOKS,
-                         prompt, name or task.name)
+                         prompt, name or task.name, stop_sequences=stop_strings(task))
     request: RequestType = "loglikelihood_rolling" if task.output_type == "loglikelihood_rolling" else "loglikelihood"
     return TaskShape(request, documents, 1.0, 0, prompt, name or task.name)
+
+
+def stop_strings(task: LocalTask) -> int | None:
+    """How many stop strings a local generation task gives lm-eval (`generation_kwargs.until`); one when it names
+    none (lm-eval then stops on the few-shot delimiter); None for other kinds of task."""
+    if task.output_type != "generate_until":
+        return None
+    kwargs = (_read_config(task.yaml_path) or {}).get("generation_kwargs")
+    until = kwargs.get("until") if isinstance(kwargs, dict) else None
+    if isinstance(until, list) and until:
+        return len(until)
+    return 1
 
 
 def _doc_texts(doc: dict[str, object], fields: Sequence[str]) -> list[str]:
@@ -161,7 +177,8 @@ def sample_choices(task: LocalTask) -> list[list[str]]:
 
 def shape_of_group(leaves: Sequence[TaskShape], name: str) -> TaskShape:
     """The shape of a group of `leaves`: their documents summed, answer options and prompt lengths averaged over
-    the documents, the longest generation cap, the most common request type.
+    the documents, the longest generation cap, the most common request type, and the leaves' stop strings where
+    they all have as many.
 
     Raises:
         ValueError: No leaves.
@@ -175,6 +192,8 @@ def shape_of_group(leaves: Sequence[TaskShape], name: str) -> TaskShape:
         return sum(v * w for v, w in zip(values, weight, strict=True)) / sum(weight)
 
     types = [leaf.request_type for leaf in leaves]
+    stops = {leaf.stop_sequences for leaf in leaves}
     return TaskShape(max(set(types), key=types.count), documents, mean([leaf.choices_per_doc for leaf in leaves]),
                      max(leaf.max_gen_toks for leaf in leaves),
-                     round(mean([leaf.prompt_tokens(0) for leaf in leaves])), name, 0, len(leaves))
+                     round(mean([leaf.prompt_tokens(0) for leaf in leaves])), name, 0, len(leaves),
+                     stops.pop() if len(stops) == 1 else None)

