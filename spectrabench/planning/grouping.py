@@ -37,7 +37,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from spectrabench.planning.draws import lognormal_draws
 from spectrabench.planning.pieces import TAIL_RESERVE, grouping_budget, merge_items
+from spectrabench.planning.placement import per_device_mem_gb
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.speeds import DeviceRate, earliest_finish, is_mixed
 from spectrabench.taskparts import whole_name
 
 # A finer split must shorten the expected makespan by more than this to be worth its extra loads.
@@ -108,31 +110,46 @@ def _noisy_runtimes(models: Mapping[str, _ModelSplits]) -> list[dict[str, list[f
 
 def _expected_makespan(models: Mapping[str, _ModelSplits], parts: Mapping[str, list[list[int]]], n_devices: int,
                        noisy: Sequence[Mapping[str, list[float]]],
-                       piece_sums: dict[tuple[str, tuple[int, ...]], list[float]]) -> float:
+                       piece_sums: dict[tuple[str, tuple[int, ...]], list[float]],
+                       pool: Sequence[DeviceRate] | None = None) -> float:
     """The mean makespan of dynamic LPT (longest predicted first, on the first free device) over `noisy` draws.
 
+    In a pool of unlike devices (`pool`, one per device) each piece goes where it would finish first as predicted,
+    among the devices that hold it, and runs there at that device's speed.
     `piece_sums` memoises each piece's noisy runtime in every draw: finalists share most of their pieces.
     """
     order = sorted(((models[m].length(b), m, b) for m in parts for b in parts[m]), key=lambda p: -p[0])
     pieces = []
-    for _, model, piece in order:
+    for length, model, piece in order:
         key = (model, tuple(piece))
         sums = piece_sums.get(key)
         if sums is None:
             sums = piece_sums[key] = [sum(draw[model][i] for i in piece) for draw in noisy]
-        pieces.append((models[model].load_s, sums))
+        pieces.append((models[model].load_s, sums, length, models[model].mem(piece)))
     total = 0.0
     for d in range(len(noisy)):
         free = [0.0] * n_devices
-        for load_s, sums in pieces:
-            heapq.heappush(free, heapq.heappop(free) + load_s + sums[d])
+        for load_s, sums, length, mem in pieces:
+            if pool is None:
+                heapq.heappush(free, heapq.heappop(free) + load_s + sums[d])
+            else:
+                device = earliest_finish(free, length, mem, pool)
+                free[device] += (load_s + sums[d]) / pool[device].speed
         total += max(free)
     return total / len(noisy)
 
 
-def _score(lengths: Sequence[float], n_devices: int) -> float:
-    """The makespan to expect: longest-first on predictions, or the longest piece once it runs `PIECE_NOISE` late."""
-    return max(lpt_makespan(lengths, n_devices), (1 + PIECE_NOISE) * max(lengths))
+def _score(lengths: Sequence[float], n_devices: int, pool: Sequence[DeviceRate] | None = None,
+           mems: Sequence[float] = ()) -> float:
+    """The makespan to expect: longest-first on predictions, or the longest piece once it runs `PIECE_NOISE` late.
+    In a pool of unlike devices, each piece on the device that would finish it first among those that hold it."""
+    if pool is None:
+        return max(lpt_makespan(lengths, n_devices), (1 + PIECE_NOISE) * max(lengths))
+    free = [0.0] * len(pool)
+    for length, mem in sorted(zip(lengths, mems, strict=True), reverse=True):
+        device = earliest_finish(free, length, mem, pool)
+        free[device] += length / pool[device].speed
+    return max(max(free), (1 + PIECE_NOISE) * max(lengths))
 
 
 class _ModelSplits:
@@ -147,6 +164,11 @@ class _ModelSplits:
         self.longest_first = sorted(range(len(self.items)), key=lambda i: (-self.runtimes[i], i))
         self._bins: dict[int, list[list[int]]] = {}
         self._lengths: dict[tuple[int, ...], float] = {}
+        self._mems = [per_device_mem_gb(i) for i in items]
+
+    def mem(self, piece: Sequence[int]) -> float:
+        """Predicted peak one device needs for the piece with these task indexes: the largest of its tasks'."""
+        return max(self._mems[i] for i in piece)
 
     def length(self, piece: Sequence[int]) -> float:
         """Predicted length of the piece with these task indexes: one load plus their runtimes (memoised)."""
@@ -241,18 +263,27 @@ def _packed_options(models: Mapping[str, _ModelSplits], can_split: Mapping[str, 
 
 
 def _critical_pieces(models: Mapping[str, _ModelSplits], parts: Mapping[str, list[list[int]]],
-                     n_devices: int) -> tuple[float, list[tuple[str, int]]]:
+                     n_devices: int, pool: Sequence[DeviceRate] | None = None
+                     ) -> tuple[float, list[tuple[str, int]]]:
     """`_score` of `parts`, and the pieces (model, index) that make it: the longest, or those on the device that
     finishes last."""
     pieces = sorted(((models[m].length(b), m, k) for m in parts for k, b in enumerate(parts[m])),
                     key=lambda p: (-p[0], p[1], p[2]))
-    devices: list[tuple[float, int]] = [(0.0, d) for d in range(n_devices)]
     held: list[list[tuple[float, str, int]]] = [[] for _ in range(n_devices)]
-    for piece in pieces:
-        end, device = heapq.heappop(devices)
-        held[device].append(piece)
-        heapq.heappush(devices, (end + piece[0], device))
-    end, last = max(devices)
+    if pool is None:
+        devices: list[tuple[float, int]] = [(0.0, d) for d in range(n_devices)]
+        for piece in pieces:
+            end, device = heapq.heappop(devices)
+            held[device].append(piece)
+            heapq.heappush(devices, (end + piece[0], device))
+        end, last = max(devices)
+    else:
+        free = [0.0] * n_devices
+        for piece in pieces:
+            device = earliest_finish(free, piece[0], models[piece[1]].mem(parts[piece[1]][piece[2]]), pool)
+            held[device].append(piece)
+            free[device] += piece[0] / pool[device].speed
+        end, last = max((f, d) for d, f in enumerate(free))
     critical = [(m, k) for _, m, k in sorted(held[last], reverse=True)]
     longest = pieces[0][0]
     if (1 + PIECE_NOISE) * longest > end:  # the longest piece is what to cut, wherever it runs
@@ -261,14 +292,14 @@ def _critical_pieces(models: Mapping[str, _ModelSplits], parts: Mapping[str, lis
 
 
 def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], parts: dict[str, list[list[int]]],
-            n_devices: int, budget: int) -> dict[str, list[list[int]]]:
+            n_devices: int, budget: int, pool: Sequence[DeviceRate] | None = None) -> dict[str, list[list[int]]]:
     """Halve a piece that makes the `_score` (the longest, or one on the device that finishes last) while that
     lowers it.
 
     Longest-first scheduling can stack a few large pieces on one device (a packing it did not choose); cutting one
     of them gives it smaller pieces to balance with.
     """
-    makespan, critical = _critical_pieces(models, parts, n_devices)
+    makespan, critical = _critical_pieces(models, parts, n_devices, pool)
     for _ in range(min(_REFINE_STEPS, budget - sum(len(p) for p in parts.values()))):
         for model, index in critical[:_REFINE_TRIALS]:
             piece = parts[model][index]
@@ -278,7 +309,7 @@ def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], p
             trial = dict(parts)
             trial[model] = sorted([b for k, b in enumerate(parts[model]) if k != index]
                                   + [[piece[i] for i in half] for half in halves], key=lambda b: b[0])
-            trial_makespan, trial_critical = _critical_pieces(models, trial, n_devices)
+            trial_makespan, trial_critical = _critical_pieces(models, trial, n_devices, pool)
             if trial_makespan < makespan * (1 - 1e-6):
                 parts, makespan, critical = trial, trial_makespan, trial_critical
                 break
@@ -289,16 +320,17 @@ def _refine(models: Mapping[str, _ModelSplits], can_split: Mapping[str, bool], p
 
 def group_jobs(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
                splittable: Callable[[str], bool] | None = None, *, jobs_per_device: float = 1.0,
-               tail_reserve: float = TAIL_RESERVE) -> list[WorkItem]:
+               tail_reserve: float = TAIL_RESERVE, pool: Sequence[DeviceRate] | None = None) -> list[WorkItem]:
     """Group each model's (model, task) items into as few jobs as keep the predicted makespan short
     (`group_and_score` without the score)."""
     return group_and_score(items_by_model, n_devices, splittable, jobs_per_device=jobs_per_device,
-                           tail_reserve=tail_reserve)[0]
+                           tail_reserve=tail_reserve, pool=pool)[0]
 
 
 def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
                     splittable: Callable[[str], bool] | None = None, *, jobs_per_device: float = 1.0,
-                    tail_reserve: float = TAIL_RESERVE) -> tuple[list[WorkItem], float]:
+                    tail_reserve: float = TAIL_RESERVE, pool: Sequence[DeviceRate] | None = None
+                    ) -> tuple[list[WorkItem], float]:
     """Group each model's (model, task) items into as few jobs as keep the predicted makespan short.
 
     See the module docstring for the rule.
@@ -311,6 +343,9 @@ def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices:
             share GPUs): the pieces are packed for `round(n_devices * jobs_per_device)` slots, which a shared device
             runs side by side, each slower. Pieces finer than whole GPUs would need keep the shared tail short.
         tail_reserve: Loads per device (not per slot) left out of the load budget for the run's tail moves.
+        pool: In a pool of unlike devices, each device's speed and memory (`speeds.pool_rates`): the groupings are
+            then compared with each piece on the device that would finish it first among those that hold it, so a
+            model that fits the slow cards is cut into pieces they can finish in time.
 
     Returns:
         The jobs, models in the mapping's order and each model's pieces in task order (of their first tasks);
@@ -321,13 +356,15 @@ def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices:
     if jobs_per_device < 1:
         raise ValueError(f"a device runs at least one job at a time, got {jobs_per_device}")
     devices, n_devices = n_devices, max(n_devices, round(n_devices * jobs_per_device))  # the second counts slots
+    lanes = pool if pool is not None and is_mixed(pool) and len(pool) == n_devices else None
     models = {m: _ModelSplits(items) for m, items in items_by_model.items() if items}
     if not models:
         return [], 0.0
     can_split = {m: (splittable(m) if splittable else True) and len(s.items) > 1 for m, s in models.items()}
 
     def quick_score(parts: Mapping[str, list[list[int]]]) -> float:
-        return _score([s.length(b) for m, s in models.items() for b in parts[m]], n_devices)
+        return _score([s.length(b) for m, s in models.items() for b in parts[m]], n_devices, lanes,
+                      [s.mem(b) for m, s in models.items() for b in parts[m]])
 
     whole = {m: s.bins(1) for m, s in models.items()}
     longest = max(s.load_s + s.work_s for s in models.values())
@@ -346,14 +383,14 @@ def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices:
         # Refining is the costly step: only the most promising few get it.
         below_budget = (c for c in candidates[1:] if sum(map(len, c.values())) < budget)
         promising = sorted(below_budget, key=quick_score)[:_REFINED]
-        candidates += [_refine(models, can_split, c, n_devices, budget) for c in promising]
+        candidates += [_refine(models, can_split, c, n_devices, budget, lanes) for c in promising]
     within = [c for c in candidates if sum(len(p) for p in c.values()) <= budget]
     # Simulating noise is the costly part: only the best few by the quick score, and one per model, get it.
     finalists = [whole, *sorted(within[1:], key=quick_score)[:_FINALISTS]]
     noisy = _noisy_runtimes(models)
     piece_sums: dict[tuple[str, tuple[int, ...]], list[float]] = {}
-    options = [(_expected_makespan(models, c, n_devices, noisy, piece_sums), sum(len(p) for p in c.values()), c)
-               for c in finalists]
+    options = [(_expected_makespan(models, c, n_devices, noisy, piece_sums, lanes), sum(len(p) for p in c.values()),
+                c) for c in finalists]
     best = min(o[0] for o in options)
     # Fewest pieces among the near-best; on equal counts one per model, then the better quick score, wins.
     expected, _, chosen = min((o for o in options if o[0] <= best * (1 + MIN_GAIN)), key=lambda o: o[1])

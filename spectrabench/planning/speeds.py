@@ -43,6 +43,13 @@ def is_mixed(pool: Sequence[DeviceRate]) -> bool:
     return len({rate.speed for rate in pool}) > 1
 
 
+def earliest_finish(free: Sequence[float], length_s: float, mem_gb: float, pool: Sequence[DeviceRate]) -> int:
+    """The index of the device of `pool` that finishes a job of `length_s` reference seconds first, each starting
+    it when it is `free`, among those whose memory holds `mem_gb` (all of them when none does)."""
+    able = [d for d, rate in enumerate(pool) if rate.total_mem_gb >= mem_gb] or list(range(len(pool)))
+    return min(able, key=lambda d: (free[d] + length_s / pool[d].speed, d))
+
+
 def pool_rates(devices: Sequence[DeviceSpec], speeds: Mapping[str, float] | None) -> list[DeviceRate]:
     """The `DeviceRate` of each device, its speed that of its kind (`DeviceSpec.name`) in `speeds` (1.0 where the
     kind is not listed)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from spectrabench.planning.grouping import MIN_GAIN, group_and_score
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.speeds import DeviceRate
 from spectrabench.taskparts import parse_part, part_name, part_share
 
 # A group longer than this share of one device's work is cut into parts no longer than it: grouping then has
@@ -122,17 +123,20 @@ def rejoin_parts(item: WorkItem) -> WorkItem:
 
 
 def plan_pieces(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
-                splittable: Callable[[str], bool] | None = None, *, jobs_per_device: float = 1.0) -> list[WorkItem]:
+                splittable: Callable[[str], bool] | None = None, *, jobs_per_device: float = 1.0,
+                pool: Sequence[DeviceRate] | None = None) -> list[WorkItem]:
     """The jobs an optimized run starts: every model's items grouped (`grouping.group_and_score`), with large groups
     cut into parts first (`split_large_groups`) where that shortens the makespan to expect under prediction error
     by more than `grouping.MIN_GAIN`; then each group longer than `TAIL_SHARE` of a device's share runs in parts
     within its job (`in_parts`). On fewer than `MIN_DEVICES_FOR_TAILS` devices, parts that share a job are joined
-    back instead (`rejoin_parts`)."""
-    pieces, expected_s = group_and_score(items_by_model, n_devices, splittable, jobs_per_device=jobs_per_device)
+    back instead (`rejoin_parts`). `pool`: each device's speed and memory, where they differ
+    (`grouping.group_and_score`)."""
+    pieces, expected_s = group_and_score(items_by_model, n_devices, splittable, jobs_per_device=jobs_per_device,
+                                         pool=pool)
     slots = max(n_devices, round(n_devices * jobs_per_device))
     split = split_large_groups(items_by_model, slots, splittable)
     if any(len(split[m]) != len(items) for m, items in items_by_model.items()):
-        cut, cut_s = group_and_score(split, n_devices, splittable, jobs_per_device=jobs_per_device)
+        cut, cut_s = group_and_score(split, n_devices, splittable, jobs_per_device=jobs_per_device, pool=pool)
         if cut_s < expected_s * (1 - MIN_GAIN):
             pieces = cut
     if n_devices < MIN_DEVICES_FOR_TAILS:

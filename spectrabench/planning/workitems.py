@@ -14,6 +14,7 @@ from spectrabench.planning.jobs import Job, job_of, part_ref
 from spectrabench.planning.pieces import worker_group
 from spectrabench.planning.placement import sharded_peak_gb
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.speeds import DeviceRate
 from spectrabench.planning.subtasks import plan_pieces
 from spectrabench.prediction.features import weights_gb
 from spectrabench.taskparts import parse_part, whole_name
@@ -45,7 +46,8 @@ def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, s
 
 
 def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int,
-            subtasks: Mapping[str, int] | None = None, speeds: Mapping[str, float] | None = None) -> list[Job]:
+            subtasks: Mapping[str, int] | None = None, speeds: Mapping[str, float] | None = None,
+            pool: Sequence[DeviceRate] | None = None) -> list[Job]:
     """Group one-task jobs into the jobs an optimized run starts (see `subtasks.plan_pieces`).
 
     Args:
@@ -55,6 +57,7 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
         subtasks: Leaf tasks of each profile task that is an lm-eval group the worker can run in parts (by task
             name); other tasks stay whole.
         speeds: In a pool that mixes kinds, each kind's speed (`work_item`).
+        pool: Each device's speed and memory there (`speeds.pool_rates`), which the grouping packs for.
 
     Returns:
         Jobs in profile order of their first task; each task keeps the batch chosen for it alone
@@ -67,7 +70,7 @@ def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_device
         by_model.setdefault(worker_group(job.model.name, job.gpus), []).append(
             work_item(job, forecasts.get(job.job_key), subtasks=leaves.get(job.task_names[0], 1), speeds=speeds))
     by_task = {(job.model.name, job.task_names[0]): job for job in pairs}
-    pieces = plan_pieces(by_model, max(1, n_devices))
+    pieces = plan_pieces(by_model, max(1, n_devices), pool=pool)
     grouped: list[Job] = []
     for piece in pieces:
         members = [by_task[piece.model, whole_name(task)] for task in piece.tasks]

@@ -67,11 +67,11 @@ def _truth_lookup(workload: SimWorkload) -> Callable[[WorkItem], SimJob]:
     return lambda item: workload.jobs[item.key]
 
 
-def _ours(workload: SimWorkload, n_devices: int) -> SimWorkload:
+def _ours(workload: SimWorkload, devices: Sequence[DeviceSpec]) -> SimWorkload:
     by_model: dict[str, list[WorkItem]] = {}
     for item in workload.items:
         by_model.setdefault(worker_group(item.model, item.gpus), []).append(item)
-    pieces = plan_pieces(by_model, n_devices)
+    pieces = plan_pieces(by_model, len(devices), pool=pool_rates(devices, workload.speeds or {}))
     return group_items(with_parts(workload, pieces), [[item_key(p.model, [t]) for t in p.tasks] for p in pieces])
 
 
@@ -93,9 +93,9 @@ def _run(strategy: str, workload: SimWorkload, devices: Sequence[DeviceSpec], se
     if strategy == "sequential":
         work = workload
     elif strategy == "ours":
-        work = _ours(workload, len(devices))
+        work = _ours(workload, devices)
     elif strategy == "oracle":
-        work = _ours(told_the_truth(workload, seed, truth), len(devices))
+        work = _ours(told_the_truth(workload, seed, truth), devices)
     else:
         work = group_by_model(workload)  # per-model and round-robin run one worker per model, as tools do
     speeds = workload.speeds or {}

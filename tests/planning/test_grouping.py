@@ -109,3 +109,19 @@ def test_rejects_no_devices() -> None:
     with pytest.raises(ValueError):
         group_jobs({"m": pairs("m", [1.0])}, 0)
     assert group_jobs({}, 2) == []
+
+
+def test_on_a_mixed_pool_a_model_is_not_cut_for_cards_that_cannot_hold_it() -> None:
+    """One fast card that holds a 70 GB model and three slow ones that do not: packed as if all four were alike,
+    its tasks are spread over four pieces (four loads); packed for the real pool, where every piece of it runs on
+    the one card, cutting it only adds loads, so it stays whole."""
+    from spectrabench.planning.speeds import DeviceRate
+
+    pool = [DeviceRate("sim:0", 80.0)] + [DeviceRate(f"sim:{d}", 24.0, 0.25) for d in range(1, 4)]
+    by_model = {"big": pairs("big", [1000.0] * 8, mems=[70.0] * 8)}
+    assert len(group_jobs(by_model, 4)) > 1
+    aware = group_jobs(by_model, 4, pool=pool)
+    assert [len(g.tasks) for g in aware] == [8]
+    # A pool of one kind groups as without it.
+    same = [DeviceRate(f"sim:{d}", 80.0) for d in range(4)]
+    assert group_jobs(by_model, 4, pool=same) == group_jobs(by_model, 4)

@@ -28,7 +28,7 @@ def test_on_eight_gpus_a_dominant_group_runs_in_parts_and_the_bound_still_holds(
 
     standard = bundled_profile("standard")
     pool = parse_pool("8xH100-80GB")
-    work = _ours(build_workload(standard, pool[0], seed=0, runtime_noise=0.2, fit_margin=0.1), len(pool))
+    work = _ours(build_workload(standard, pool[0], seed=0, runtime_noise=0.2, fit_margin=0.1), pool)
     assert any("[" in task for item in work.items for task in item.tasks), "exaone-32b's kmmlu runs in parts"
     stats = {s.strategy: s for s in compare_strategies(standard, pool, seeds=2, noise=0.2,
                                                        strategies=("sequential", "ours"))}
