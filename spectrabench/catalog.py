@@ -43,6 +43,9 @@ class TaskFacts(NamedTuple):
     default_shots: int
     subtasks: int  # leaf tasks; > 1 for lm-eval groups
     avg_prompt_tokens: int
+    # The options are bare letters (" A", " B", ...: one token in every tokenizer), so lm-eval's logits cache scores
+    # all of a document's options in one forward pass.
+    letter_choices: bool = False
 
     @property
     def requests(self) -> int:
@@ -60,8 +63,8 @@ class TaskFacts(NamedTuple):
 
 
 def _mc(name: str, documents: int, choices: float, shots: int, subtasks: int, prompt: int,
-        *, estimated: bool = False) -> TaskFacts:
-    return TaskFacts(name, documents, estimated, "loglikelihood", choices, 0, shots, subtasks, prompt)
+        *, estimated: bool = False, letters: bool = False) -> TaskFacts:
+    return TaskFacts(name, documents, estimated, "loglikelihood", choices, 0, shots, subtasks, prompt, letters)
 
 
 def _gen(name: str, documents: int, max_gen_toks: int, shots: int, subtasks: int, prompt: int,
@@ -71,8 +74,8 @@ def _gen(name: str, documents: int, max_gen_toks: int, shots: int, subtasks: int
 
 _ALL: tuple[TaskFacts, ...] = (
     # Korean. Item lengths: KMMLU ~100 tokens with four options; KorMedMCQA ~120 with five.
-    _mc("kmmlu", 35030, 4.0, 5, 45, 600),
-    _mc("kmmlu_hard", 4104, 4.0, 5, 45, 700),
+    _mc("kmmlu", 35030, 4.0, 5, 45, 600, letters=True),
+    _mc("kmmlu_hard", 4104, 4.0, 5, 45, 700, letters=True),
     # 176 general knowledge + 188 history + 169 loan words + 405 rare words + 153 standard nomenclature.
     _mc("haerae", 1091, 5.0, 0, 5, 130, estimated=True),
     # boolq 1404 (2 options, ~250-token passages), copa 1000 (2), hellaswag 500 (4), sentineg 397 (2),
@@ -83,11 +86,11 @@ _ALL: tuple[TaskFacts, ...] = (
     # doctor 435, nurse 878, pharm 885, dentist 811; generative: answers a letter, stops at ".".
     _gen("kormedmcqa", 3009, 1024, 5, 4, 700, estimated=True),
     # A FLORES paragraph (~200 tokens in Korean) plus question and four answers per example.
-    _mc("belebele_kor_Hang", 900, 4.0, 5, 1, 1700),
+    _mc("belebele_kor_Hang", 900, 4.0, 5, 1, 1700, letters=True),
     # gsm8k 1319, ksm 1428, math 2885, mmmlu 470, omni_math 1909; long chain-of-thought answers.
     _gen("hrm8k", 8011, 2048, 0, 5, 150),
     # English.
-    _mc("mmlu", 14042, 4.0, 5, 57, 650),
+    _mc("mmlu", 14042, 4.0, 5, 57, 650, letters=True),
     # Five chain-of-thought examples with ten options each make the longest prompts here.
     _gen("mmlu_pro", 12032, 2048, 5, 14, 2300),
     # lm-eval's `bbh` is the chain-of-thought few-shot group (yaml default 3 shots); run at 0 shots here.

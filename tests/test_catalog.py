@@ -251,3 +251,9 @@ def test_catalog_matches_lm_eval_yaml(lm_eval_index: _Index, name: str) -> None:
                    for c in configs}
         if len(lengths) == 1 and 0 not in lengths:
             assert facts.choices_per_doc == lengths.pop()
+        # Bare-letter options (" A", " B", ...) are one token each, so lm-eval's logits cache scores a document's
+        # options in one pass; "(A)" or answer texts are several tokens and cost one pass each.
+        letters = all(isinstance(c.get("doc_to_choice"), list)
+                      and all(isinstance(o, str) and len(o) == 1 and o.isupper() for o in c["doc_to_choice"])
+                      for c in configs)
+        assert facts.letter_choices == letters

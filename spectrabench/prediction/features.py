@@ -173,7 +173,8 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         context_len: The model's maximum context, likewise.
         token_scale: How many times more tokens the model's tokenizer makes of the task's text than the shape's
             byte estimate (`harness.tokencounts`); None keeps the estimate.
-        pass_share: Forward passes per loglikelihood request (`TokenCount.passes`); None: one each.
+        pass_share: Forward passes per loglikelihood request (`TokenCount.passes`); None: the shape's
+            (`TaskShape.passes_per_request`), else one each.
     """
     known = _BUILTIN_VOCAB_CONTEXT.get(model.builtin or "")
     documents = shape.documents_after(limit)
@@ -184,7 +185,8 @@ def job_features(model: ModelSpec, shape: TaskShape, shots: int, limit: int | No
         documents=documents, choices_per_doc=shape.choices_per_doc,
         requests=max(1, round(documents * shape.choices_per_doc)) if documents else 0, shots=shots,
         max_gen_toks=shape.max_gen_toks, prompt_tokens=_scaled(shape.prompt_tokens(shots), token_scale),
-        token_scale=token_scale, pass_share=pass_share, batch_size=batch_size,
+        token_scale=token_scale, pass_share=pass_share if pass_share is not None else shape.passes_per_request,
+        batch_size=batch_size,
         device_kind=device.kind, device_name=device.name, device_mem_gb=device.total_mem_gb,
         threads=device.threads, co_located=max(1, co_located), cpu_gflops=device.cpu_gflops,
         stop_sequences=shape.stop_sequences,

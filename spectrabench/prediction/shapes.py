@@ -44,6 +44,9 @@ class TaskShape(NamedTuple):
     # one does; with several, rows ending on different strings keep a batch going (`prediction.answers`). None:
     # not known (catalog tasks), or not a generation task.
     stop_sequences: int | None = None
+    # Forward passes per loglikelihood request when known without a tokenizer: a catalog task with bare-letter
+    # options runs one pass per document (`TaskFacts.letter_choices`). None: one per request, or a tokenizer's count.
+    passes_per_request: float | None = None
 
     def documents_after(self, limit: int | None) -> int:
         """Documents scored under lm-eval's `--limit`, which applies to every leaf subtask of a group.
@@ -75,7 +78,8 @@ def shape_from_facts(facts: TaskFacts, name: str | None = None) -> TaskShape:
         name: The profile's task name (history is keyed by it); defaults to lm-eval's name.
     """
     return TaskShape(facts.request_type, facts.documents, facts.choices_per_doc, facts.max_gen_toks,
-                     facts.avg_prompt_tokens, name or facts.lm_eval_task, facts.default_shots, facts.subtasks)
+                     facts.avg_prompt_tokens, name or facts.lm_eval_task, facts.default_shots, facts.subtasks,
+                     passes_per_request=1 / facts.choices_per_doc if facts.letter_choices else None)
 
 
 def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:

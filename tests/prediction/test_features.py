@@ -148,6 +148,16 @@ def test_a_measured_token_count_scales_the_prompt_and_is_recorded() -> None:
     assert counted.model_copy(update={"prompt_tokens": estimated.prompt_tokens, "token_scale": None}) == estimated
 
 
+def test_catalog_tasks_with_bare_letter_options_count_one_pass_a_document() -> None:
+    spec = model("m", 7.0, "org/llama-m")
+    mmlu = job_features(spec, shape_from_facts(TASKS["mmlu"]), 5, None, 8, H100)
+    arc = job_features(spec, shape_from_facts(TASKS["arc_easy"]), 5, None, 8, H100)
+    assert mmlu.pass_share == 0.25 and arc.pass_share is None
+    # A tokenizer's own count, where there is one, wins.
+    counted = job_features(spec, shape_from_facts(TASKS["mmlu"]), 5, None, 8, H100, pass_share=0.5)
+    assert counted.pass_share == 0.5
+
+
 def test_records_written_before_tokens_were_counted_are_recounted_and_no_others() -> None:
     old = synthetic_history(3)
     counted = old[1]._replace(features=old[1].features.model_copy(update={"token_scale": 1.5}))
