@@ -39,7 +39,7 @@ from spectrabench.planning.draws import lognormal_draws
 from spectrabench.planning.pieces import TAIL_RESERVE, grouping_budget, merge_items
 from spectrabench.planning.placement import per_device_mem_gb
 from spectrabench.planning.schedule import WorkItem
-from spectrabench.planning.speeds import DeviceRate, earliest_finish, is_mixed
+from spectrabench.planning.speeds import DeviceRate, assign, is_mixed
 from spectrabench.taskparts import whole_name
 
 # A finer split must shorten the expected makespan by more than this to be worth its extra loads.
@@ -133,8 +133,7 @@ def _expected_makespan(models: Mapping[str, _ModelSplits], parts: Mapping[str, l
             if pool is None:
                 heapq.heappush(free, heapq.heappop(free) + load_s + sums[d])
             else:
-                device = earliest_finish(free, length, mem, pool)
-                free[device] += (load_s + sums[d]) / pool[device].speed
+                assign(free, length, mem, pool, runs_s=load_s + sums[d])
         total += max(free)
     return total / len(noisy)
 
@@ -147,8 +146,7 @@ def _score(lengths: Sequence[float], n_devices: int, pool: Sequence[DeviceRate] 
         return max(lpt_makespan(lengths, n_devices), (1 + PIECE_NOISE) * max(lengths))
     free = [0.0] * len(pool)
     for length, mem in sorted(zip(lengths, mems, strict=True), reverse=True):
-        device = earliest_finish(free, length, mem, pool)
-        free[device] += length / pool[device].speed
+        assign(free, length, mem, pool)
     return max(max(free), (1 + PIECE_NOISE) * max(lengths))
 
 
@@ -280,9 +278,7 @@ def _critical_pieces(models: Mapping[str, _ModelSplits], parts: Mapping[str, lis
     else:
         free = [0.0] * n_devices
         for piece in pieces:
-            device = earliest_finish(free, piece[0], models[piece[1]].mem(parts[piece[1]][piece[2]]), pool)
-            held[device].append(piece)
-            free[device] += piece[0] / pool[device].speed
+            held[assign(free, piece[0], models[piece[1]].mem(parts[piece[1]][piece[2]]), pool)].append(piece)
         end, last = max((f, d) for d, f in enumerate(free))
     critical = [(m, k) for _, m, k in sorted(held[last], reverse=True)]
     longest = pieces[0][0]
@@ -344,8 +340,9 @@ def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices:
             runs side by side, each slower. Pieces finer than whole GPUs would need keep the shared tail short.
         tail_reserve: Loads per device (not per slot) left out of the load budget for the run's tail moves.
         pool: In a pool of unlike devices, each device's speed and memory (`speeds.pool_rates`): the groupings are
-            then compared with each piece on the device that would finish it first among those that hold it, so a
-            model that fits the slow cards is cut into pieces they can finish in time.
+            then compared with each piece on the device that would finish it first among those that hold it, so
+            the one that gives the slow cards pieces they finish in time wins, and no model is cut for cards that
+            cannot hold it.
 
     Returns:
         The jobs, models in the mapping's order and each model's pieces in task order (of their first tasks);

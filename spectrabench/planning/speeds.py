@@ -50,6 +50,16 @@ def earliest_finish(free: Sequence[float], length_s: float, mem_gb: float, pool:
     return min(able, key=lambda d: (free[d] + length_s / pool[d].speed, d))
 
 
+def assign(free: list[float], length_s: float, mem_gb: float, pool: Sequence[DeviceRate],
+           runs_s: float | None = None) -> int:
+    """Put a job of `length_s` predicted reference seconds on the device `earliest_finish` picks, move that
+    device's `free` time on by its run there (`runs_s` reference seconds, default `length_s`, at its speed), and
+    return the device's index."""
+    device = earliest_finish(free, length_s, mem_gb, pool)
+    free[device] += (length_s if runs_s is None else runs_s) / pool[device].speed
+    return device
+
+
 def pool_rates(devices: Sequence[DeviceSpec], speeds: Mapping[str, float] | None) -> list[DeviceRate]:
     """The `DeviceRate` of each device, its speed that of its kind (`DeviceSpec.name`) in `speeds` (1.0 where the
     kind is not listed)."""

@@ -109,7 +109,7 @@ def shape_from_local(task: LocalTask, name: str | None = None) -> TaskShape:
         kwargs = config.get("generation_kwargs")
         gen = kwargs.get("max_gen_toks") if isinstance(kwargs, dict) else None
         return TaskShape("generate_until", documents, 1.0, int(gen) if isinstance(gen, int) else _HFLM_DEFAULT_GEN_TOKS,
-                         prompt, name or task.name, stop_sequences=stop_strings(task))
+                         prompt, name or task.name, stop_sequences=_stop_count(config))
     request: RequestType = "loglikelihood_rolling" if task.output_type == "loglikelihood_rolling" else "loglikelihood"
     return TaskShape(request, documents, 1.0, 0, prompt, name or task.name)
 
@@ -119,11 +119,13 @@ def stop_strings(task: LocalTask) -> int | None:
     none (lm-eval then stops on the few-shot delimiter); None for other kinds of task."""
     if task.output_type != "generate_until":
         return None
-    kwargs = (_read_config(task.yaml_path) or {}).get("generation_kwargs")
+    return _stop_count(_read_config(task.yaml_path) or {})
+
+
+def _stop_count(config: dict[str, object]) -> int:
+    kwargs = config.get("generation_kwargs")
     until = kwargs.get("until") if isinstance(kwargs, dict) else None
-    if isinstance(until, list) and until:
-        return len(until)
-    return 1
+    return len(until) if isinstance(until, list) and until else 1
 
 
 def _doc_texts(doc: dict[str, object], fields: Sequence[str]) -> list[str]:
