@@ -22,7 +22,7 @@ from spectrabench.planning.forecast import JobForecast, device_speeds, forecast_
 from spectrabench.planning.jobs import Job, TaskRef, build_jobs
 from spectrabench.planning.outlook import PairCost, PlanOutlook, plan_outlook
 from spectrabench.planning.placement import shards_needed
-from spectrabench.planning.speeds import pool_rates
+from spectrabench.planning.speeds import fastest_first, pool_rates
 from spectrabench.planning.workitems import regroup, work_item
 from spectrabench.prediction.features import TokenCount, weights_gb
 from spectrabench.prediction.stages import Predictor
@@ -197,7 +197,9 @@ def plan_run(profile: Profile, options: RunOptions, settings: Settings) -> RunPl
     plan.group_leaves = {name: shape.subtasks for name, shape in shapes.items() if shape.subtasks > 1}
     if options.mode == "optimized":
         pairs = [sized(job) for job in jobs]
-        plan.speeds = device_speeds(pairs, shapes, devices, predictor, settings.memory_margin, scales)
+        speeds = device_speeds(pairs, shapes, devices, predictor, settings.memory_margin, scales)
+        devices, plan.speeds = fastest_first(devices, speeds)
+        plan.devices = devices
         jobs = regroup([job for job, _ in pairs], {job.job_key: forecast for job, forecast in pairs},
                        max(1, len(devices) // options.gpus_per_job), plan.group_leaves, plan.speeds,
                        pool_rates(devices, plan.speeds))

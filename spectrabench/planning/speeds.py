@@ -66,6 +66,20 @@ def pool_rates(devices: Sequence[DeviceSpec], speeds: Mapping[str, float] | None
     return [DeviceRate(d.id, d.total_mem_gb, (speeds or {}).get(d.name, 1.0)) for d in devices]
 
 
+def fastest_first(devices: Sequence[DeviceSpec], speeds: Mapping[str, float]
+                  ) -> tuple[list[DeviceSpec], dict[str, float]]:
+    """The pool with its fastest kind first (listing order otherwise kept), and each kind's speed relative to it.
+
+    Predictions are in the first device's seconds and the sequential baseline runs on it: putting the fastest card
+    first makes a plan the same however the user lists the pool, and its speed-up one over the best single card.
+    """
+    if not speeds:
+        return list(devices), {}
+    top = max(speeds.get(d.name, 1.0) for d in devices)
+    ordered = sorted(devices, key=lambda d: -speeds.get(d.name, 1.0))
+    return ordered, {kind: speed / top for kind, speed in speeds.items()}
+
+
 def leave_to_faster(length_s: float, speed: float, fluid_left_s: float,
                     faster: Sequence[tuple[float, float]]) -> bool:
     """Whether a device of `speed` should leave a job of `length_s` (reference seconds) to a faster device.

@@ -72,6 +72,14 @@ def test_mixed_pool_places_small_models_on_small_cards(data_dir: Path) -> None:
     # No card finishes long before the others: the slow ones are not left idle while the fast ones queue work.
     ends = {d: max(s["end_s"] for s in outlook["schedule"] if s["device"] == d) for d in outlook["devices"]}
     assert min(ends.values()) > 0.5 * outlook["makespan_s"]
+    # Listed slow cards first, the pool plans the same: the fastest card is the reference and runs the sequential
+    # baseline, so the speed-up is over the best single card whatever the order.
+    again = run_cli("plan", "--profile", "standard", "--devices", "4xL4-24GB,2xA100-80GB", "--json")
+    assert again.code == 0, again.stderr
+    swapped = json.loads(again.stdout)
+    assert swapped["outlook"]["devices"][:2] == ["sim:4", "sim:5"] and swapped["speeds"] == plan["speeds"]
+    for key in ("makespan_s", "lower_bound_s", "sequential_s", "speedup"):
+        assert swapped["outlook"][key] == pytest.approx(outlook[key], rel=1e-9), key
 
 
 @pytest.mark.parametrize(("args", "needle"), [
