@@ -40,15 +40,41 @@ def part_of_group(task_manager: Any, group_name: str, index: int, count: int) ->
         PartError: `group_name` is not an lm-eval group, has fewer leaves than parts, or aggregates other than by
             mean.
     """
+    return GroupBuilds(task_manager).part(group_name, index, count)
+
+
+class GroupBuilds:
+    """The groups one worker has built, so that its parts of one group build it once.
+
+    Building a group loads every leaf's dataset and config (kmmlu: 45 subjects, tens of seconds), and a part needs
+    the whole group for its leaves' configuration. A worker running several parts of a group takes each part's
+    slice from the one build: the slices are disjoint, so every leaf's `Task` object still serves exactly one
+    `simple_evaluate` call, as when each part built the group anew.
+    """
+
+    def __init__(self, task_manager: Any) -> None:
+        self._task_manager = task_manager
+        self._built: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+
+    def part(self, group_name: str, index: int, count: int) -> tuple[list[Any], dict[str, Any]]:
+        """What `part_of_group` returns, building `group_name` only the first time a part of it is asked for."""
+        if group_name not in self._built:
+            self._built[group_name] = _build_group(self._task_manager, group_name)
+        leaves, structure = self._built[group_name]
+        try:
+            start, stop = leaf_slice(len(leaves), index, count)
+        except ValueError as exc:
+            raise PartError(f"'{group_name}': {exc}") from None
+        return leaves[start:stop], structure
+
+
+def _build_group(task_manager: Any, group_name: str) -> tuple[list[Any], dict[str, Any]]:
+    """Every leaf `Task` of `group_name`, in lm-eval's order, and the group's structure (see `part_of_group`)."""
     loaded = task_manager.load([group_name])
     group = loaded["groups"].get(group_name)
     if group is None:
         raise PartError(f"'{group_name}' is not an lm-eval group, so it cannot run in parts")
     leaves = group.get_all_tasks()
-    try:
-        start, stop = leaf_slice(len(leaves), index, count)
-    except ValueError as exc:
-        raise PartError(f"'{group_name}': {exc}") from None
     structure: dict[str, Any] = {}
     for member in [group, *group.get_all_groups()]:
         aggregate = []
@@ -59,7 +85,7 @@ def part_of_group(task_manager: Any, group_name: str, index: int, count: int) ->
             aggregate.append({"metric": config.metric, "filter_list": config.filter_list,
                               "weight_by_size": bool(config.weight_by_size)})
         structure[member.name] = {"leaves": [t.task_name for t in member.get_all_tasks()], "aggregate": aggregate}
-    return leaves[start:stop], structure
+    return list(leaves), structure
 
 
 def parse_structure(raw: Any) -> dict[str, GroupSpec]:

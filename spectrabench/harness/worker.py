@@ -123,17 +123,18 @@ def _load_model(spec: WorkerSpec, pretrained: str) -> Any:
     return HFLM(**args)
 
 
-def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any) -> dict[str, Any]:
+def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any, groups: Any) -> dict[str, Any]:
+    """Evaluate task `task_index` of the spec; `groups` (`groupscores.GroupBuilds`) holds the groups this worker
+    has built for parts."""
     import lm_eval
 
     task = spec.tasks[task_index]
     tasks: list[Any] = [task.harness_name]
     structure = None
     if task.part is not None:
-        # A part of a group: its slice of the leaves, built through the group (`harness.groupscores`).
-        from spectrabench.harness.groupscores import part_of_group
-
-        tasks, structure = part_of_group(task_manager, task.harness_name, *task.part)
+        # A part of a group: its slice of the leaves, built through the group once per worker
+        # (`harness.groupscores`).
+        tasks, structure = groups.part(task.harness_name, *task.part)
     limit, samples = spec.limit, None
     if spec.sampling == "random" and spec.limit is not None:
         from spectrabench.harness.sampling import random_samples
@@ -240,6 +241,9 @@ def run_worker(attempt_dir: Path) -> int:
         lm = _load_model(spec, pretrained)
         progress.save(load_s=time.perf_counter() - started)
         task_manager = TaskManager(include_path=spec.include_paths or None, include_defaults=spec.include_defaults)
+        from spectrabench.harness.groupscores import GroupBuilds
+
+        groups = GroupBuilds(task_manager)
     except BaseException as exc:
         return _fail(out_dir, classify_exception(exc, "load"), exc, "load", None)
 
@@ -251,7 +255,7 @@ def run_worker(attempt_dir: Path) -> int:
         try:
             batch = task.batch_under(spec.batch_size)
             injected.before_task(faults, spec.model.name, spec.attempt, task.name, batch, out_dir)
-            results = _evaluate_task(lm, spec, index, task_manager)
+            results = _evaluate_task(lm, spec, index, task_manager, groups)
             n_samples = _write_task_outputs(out_dir, task.name, results, spec)
             injected.after_task(faults, spec.model.name, spec.attempt, task.name, batch,
                                 task_results_file(out_dir, task.name))

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from spectrabench.harness.groupscores import PartError, aggregate_groups, parse_structure, part_of_group
+from spectrabench.harness.groupscores import (
+    GroupBuilds,
+    PartError,
+    aggregate_groups,
+    parse_structure,
+    part_of_group,
+)
 from spectrabench.harness.localtasks import group_leaves, index_local
 from spectrabench.harness.models import provision
 from spectrabench.harness.results import parse_scores
@@ -48,9 +54,11 @@ def test_parts_give_lm_evals_leaf_and_group_scores(tmp_path: Path) -> None:
     expected = {(r.subtask, r.metric, r.filter): (r.value, r.stderr) for r in parse_scores(direct)}
     leaf_rows = []
     structure = {}
+    # One worker running every part builds the group once and takes each part's leaves from that build.
+    counting = _CountingLoads(TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False))
+    builds = GroupBuilds(counting)
     for index, leaf in enumerate(LEAVES, start=1):
-        manager = TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False)
-        tasks, raw = part_of_group(manager, GROUP, index, len(LEAVES))
+        tasks, raw = builds.part(GROUP, index, len(LEAVES))
         structure = parse_structure(raw)
         part = evaluate(tasks)
         rows = parse_scores(part)
@@ -65,6 +73,18 @@ def test_parts_give_lm_evals_leaf_and_group_scores(tmp_path: Path) -> None:
     assert {(r.subtask, r.metric, r.filter): (r.value, r.stderr) for r in group_rows} == {
         k: v for k, v in expected.items() if k[0] == GROUP}
     assert group_rows and all(r.n_samples == 10 for r in group_rows)
+    assert counting.loads == 1
+
+
+class _CountingLoads:
+    """A task manager that counts the groups it builds."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager, self.loads = manager, 0
+
+    def load(self, names: list[str]) -> Any:
+        self.loads += 1
+        return self.manager.load(names)
 
 
 @pytest.mark.slow
