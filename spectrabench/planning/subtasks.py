@@ -32,17 +32,23 @@ from spectrabench.taskparts import parse_part, part_name, part_share
 # 0.5: 7.29 / 6.79 / 7.82 / 7.14; 0.25: 7.57 / 6.74 / 7.80 / 7.12; 0.15: 7.57 / 6.82 / 7.76 / 7.11; 0.1: 7.51 /
 # 6.80 / 7.81 / 7.16. With counts on the power-of-two ladder below, 0.15: 7.58 / 6.68 / 7.76 / 7.06.
 SPLIT_SHARE = 0.15
-# At most this many parts per group: each part's worker builds the whole group (every leaf's dataset and config),
-# which for kmmlu's 45 subjects costs tens of seconds a part. Simulated on 8xH100-80GB (as above, ladder counts): at
-# most 4 parts 7.61 / 6.64 / 7.76 / 7.06; 8: 7.58 / 6.72 / 7.76 / 7.06; 16 or no cap: 7.58 / 6.68 / 7.76 / 7.06.
-MAX_PARTS = 8
-# A group in a job longer than this share of one device's work runs in parts there, so that its tail can move. Each
-# part rebuilds the group (`MAX_PARTS`), so shorter groups stay whole. Simulated on 8xH100-80GB (standard, noise
-# 0.2 / 0.5; extended 0.2 / 0.5), speed-up at p50, then makespan / LB at p95, the benchmark's 20 seeds: groups whole
-# in their jobs 7.69x / 7.00x / 7.75x / 7.44x, 1.467 / 1.767 / 1.347 / 1.711; 0.05 7.69x / 7.31x / 7.84x / 7.51x,
-# 1.283 / 1.397 / 1.245 / 1.404. Over 60 seeds, 0.05: 7.69x / 7.32x / 7.86x / 7.65x; 0.03: 7.68x / 7.27x / 7.89x /
-# 7.77x. Every group in 8 parts (20 seeds): 7.37x / 7.08x / 7.80x / 7.75x, the parts' setup outweighing them.
-TAIL_SHARE = 0.05
+# At most this many parts per group. A worker builds a group once for all its parts (`harness.groupscores`), but a
+# part that starts a worker (its own job, or a moved tail) builds the whole group (every leaf's dataset and config),
+# which for kmmlu's 45 subjects costs tens of seconds. Simulated on 8xH100-80GB before workers built a group once
+# (as above, ladder counts): at most 4 parts 7.61 / 6.64 / 7.76 / 7.06; 8: 7.58 / 6.72 / 7.76 / 7.06; 16 or no cap:
+# 7.58 / 6.68 / 7.76 / 7.06. Since then 32 goes with `TAIL_SHARE` below.
+MAX_PARTS = 32
+# A group in a job longer than this share of one device's work runs in parts there, so that its tail can move. The
+# worker builds the group once for all of them, so a part in a job costs only its own lm-eval call. Simulated on
+# 8xH100-80GB (standard, noise 0.2 / 0.5; extended 0.2 / 0.5), speed-up at p50, then makespan / LB at p95, the
+# benchmark's 20 seeds, `MAX_PARTS` 8 unless said:
+# - while each part rebuilt its group: groups whole in their jobs 7.69x / 7.00x / 7.75x / 7.44x, 1.467 / 1.767 /
+#   1.347 / 1.711; 0.05 7.69x / 7.31x / 7.84x / 7.51x, 1.283 / 1.397 / 1.245 / 1.404;
+# - built once per worker: 0.05 7.77x / 7.37x / 7.85x / 7.51x, 1.269 / 1.389 / 1.244 / 1.403; 0.03 7.82x / 7.47x /
+#   7.86x / 7.71x, 1.264 / 1.291 / 1.245 / 1.403; 0.02 with at most 16 parts 7.87x / 7.57x / 7.90x / 7.78x, 1.230 /
+#   1.286 / 1.197 / 1.408; 0.02 with 32 the same; 0.01 with 32 7.84x / 7.59x / 7.94x / 7.88x, 1.230 / 1.287 /
+#   1.198 / 1.300.
+TAIL_SHARE = 0.01
 # On fewer devices, groups run whole in their jobs: with one other device to move a tail to, parts did not pay.
 # Standard / extended on 2xA100-80GB over 60 seeds, makespan / LB p50 and p95 at noise 0.2 and 0.5: in parts
 # 1.026 / 1.033 and 1.025 / 1.040 (standard), whole 1.023 / 1.031 and 1.023 / 1.037; extended the same either way.
@@ -51,7 +57,7 @@ MIN_DEVICES_FOR_TAILS = 3
 
 def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
                        splittable: Callable[[str], bool] | None = None,
-                       share: float = SPLIT_SHARE) -> dict[str, list[WorkItem]]:
+                       share: float = SPLIT_SHARE, in_job: bool = False) -> dict[str, list[WorkItem]]:
     """Each model's items, with every group item longer than `share` of a device's share cut into parts.
 
     Args:
@@ -59,6 +65,8 @@ def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devic
         n_devices: Devices the run will use.
         splittable: Whether a model's work may be split at all; every model may by default.
         share: Of one device's work (all work, one load per model, over the devices): the longest a group stays.
+        in_job: The parts will run one after another in the group's own job, so they pay no load of their own:
+            only the group's runtime counts against `share`.
 
     Returns:
         The same mapping; a cut item becomes `k` items named `task[i/k]`, keyed `key[i/k]`, each with its share of
@@ -72,17 +80,18 @@ def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devic
     result: dict[str, list[WorkItem]] = {}
     for model, items in items_by_model.items():
         allowed = splittable(model) if splittable else True
-        result[model] = [p for item in items for p in (_parts(item, target) if allowed else [item])]
+        result[model] = [p for item in items for p in (_parts(item, target, in_job) if allowed else [item])]
     return result
 
 
-def _parts(item: WorkItem, target_s: float) -> list[WorkItem]:
-    """`item` cut into parts whose predicted time (load included) stays under `target_s`, as far as its leaves and
-    `MAX_PARTS` allow, their count a power of two (or all its leaves); `[item]` when it is no group, runs several
-    tasks, or fits already."""
-    if item.subtasks < 2 or len(item.tasks) != 1 or item.predicted_load_s + item.predicted_runtime_s <= target_s:
+def _parts(item: WorkItem, target_s: float, in_job: bool = False) -> list[WorkItem]:
+    """`item` cut into parts whose predicted time (load included, unless they run `in_job`) stays under `target_s`,
+    as far as its leaves and `MAX_PARTS` allow, their count a power of two (or all its leaves); `[item]` when it
+    is no group, runs several tasks, or fits already."""
+    load = 0.0 if in_job else item.predicted_load_s
+    if item.subtasks < 2 or len(item.tasks) != 1 or load + item.predicted_runtime_s <= target_s:
         return [item]
-    room = target_s - item.predicted_load_s
+    room = target_s - load
     needed = item.subtasks if room <= 0 else max(2, math.ceil(item.predicted_runtime_s / room))
     # Counts on a ladder of powers of two: a part's key names its count, so a resumed run whose predictions moved a
     # little (the predictor retrains after every run) still finds the parts the last run finished.
@@ -142,7 +151,8 @@ def plan_pieces(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int
     if n_devices < MIN_DEVICES_FOR_TAILS:
         return [rejoin_parts(piece) for piece in pieces]
     parts_of: dict[tuple[str, str], list[WorkItem]] = {}
-    for items in split_large_groups(items_by_model, slots, splittable, share=TAIL_SHARE).values():
+    for items in split_large_groups(items_by_model, slots, splittable, share=TAIL_SHARE,
+                                    in_job=True).values():
         for item in items:
             part = parse_part(item.tasks[0])
             if part is not None:

@@ -215,7 +215,8 @@ class _Run:
         work = cost.load_s + runtime
         # Each task's own seconds, for the progress a tail move sees (the same luck per task, so they add up).
         task_s = [true_cost(job._replace(tasks=(task,), task_batches=(job.batch_of(i),)), device.spec, 1, None,
-                            config=self.truth, warm=warm, luck=str(self.seed)).runtime_s
+                            config=self.truth, warm=warm, luck=str(self.seed),
+                            built=frozenset(t.name for t in job.tasks[:i])).runtime_s
                   for i, task in enumerate(job.tasks)] if self.moves_left else [cost.runtime_s]
         if warm:
             self.warm += 1

@@ -176,13 +176,14 @@ def _answer_tokens(task: SimTask, params_b: float, batch: int) -> float:
     return min(float(task.max_gen_toks), typical * (1 + _LONGEST_ANSWER_GROWTH * math.log(batch)))
 
 
-def _task_seconds(task: SimTask, job: SimJob, hw: HardwareSpec, batch: int) -> float:
-    """Seconds to evaluate one task alone on the device, model already loaded."""
+def _task_seconds(task: SimTask, job: SimJob, hw: HardwareSpec, batch: int, built: bool = False) -> float:
+    """Seconds to evaluate one task alone on the device, model already loaded (`built`: the worker has built this
+    task's group already, for an earlier part of it, so this part pays no setup)."""
     layers, hidden = _shape(job.params_b)
     params = job.params_b * 1e9
     call_s = layers * _LAYER_CALL_S[hw.kind]
-    seconds = (_TASK_SETUP_S + task.subtasks * _SUBTASK_SETUP_S + task.documents * _DOCUMENT_SETUP_S
-               + task.requests * _REQUEST_S)
+    setup = 0.0 if built else _TASK_SETUP_S + task.subtasks * _SUBTASK_SETUP_S
+    seconds = setup + task.documents * _DOCUMENT_SETUP_S + task.requests * _REQUEST_S
     if task.requests <= 0:
         return seconds
     batch = max(1, min(batch, task.requests))
@@ -265,8 +266,12 @@ def _streams(rng: random.Random | None, luck: str | None, model: str) -> Callabl
 
 
 def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Random | None, *,
-              config: TruthConfig = DEFAULT_TRUTH, warm: bool = False, luck: str | None = None) -> TrueCost:
+              config: TruthConfig = DEFAULT_TRUTH, warm: bool = False, luck: str | None = None,
+              built: frozenset[str] = frozenset()) -> TrueCost:
     """What one attempt of `job` really costs on `device`.
+
+    A worker builds a group once for all its parts (`harness.groupscores.GroupBuilds`): a task whose name came
+    earlier in the job, or is in `built`, is a further part of a group the worker has built, and pays no setup.
 
     Args:
         job: The job (its batch size included).
@@ -279,6 +284,7 @@ def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Rand
         luck: When given, replaces `rng`: the model's load and each (model, task) draw from their own stream
             seeded by `luck`, so a task has the same luck whichever job it is grouped in, at any batch size
             and on any device (the simulator passes its seed).
+        built: Groups the worker built before `job`'s first task (when `job` is a slice of a longer job's tasks).
 
     Returns:
         Load seconds, task seconds (both slowed by co-location) and peak memory in GiB.
@@ -288,9 +294,11 @@ def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Rand
     load = load_seconds(job, device, warm=warm) * (_lognormal(stream("load"), config.noise) if stream else 1.0)
     runtime = 0.0
     transient = 0.0
+    seen = set(built)
     for index, task in enumerate(job.tasks):
         batch = job.batch_of(index)
-        seconds = _task_seconds(task, job, hw, batch)
+        seconds = _task_seconds(task, job, hw, batch, built=task.name in seen)
+        seen.add(task.name)
         mem_factor = 1.0
         if stream is not None:
             draws = stream(task.name)
