@@ -78,7 +78,8 @@ def _ours(workload: SimWorkload, devices: Sequence[DeviceSpec]) -> SimWorkload:
 def told_the_truth(workload: SimWorkload, seed: int, truth: TruthConfig) -> SimWorkload:
     """`workload` with every item's predicted runtime and load replaced by what the truth charges for it on the
     reference device under `seed` (cold load, alone, at the item's batch): the predictions of a perfect predictor.
-    Memory predictions stay as they were."""
+    A part is told its cost alone, with its group's setup, which it does not pay after a sibling in the same worker
+    (seconds to a minute against hours). Memory predictions stay as they were."""
     items = []
     for item in workload.items:
         cost = true_cost(workload.jobs[item.key], workload.reference, 1, None, config=truth, warm=False,
