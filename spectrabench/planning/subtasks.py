@@ -9,10 +9,11 @@ leaves or `MAX_PARTS`, and a model that grouping may not split keeps its groups 
 only when its makespan to expect under prediction error beats the uncut one by `grouping.MIN_GAIN`.
 
 Then, on `MIN_DEVICES_FOR_TAILS` devices or more, every group in a job that is longer than `TAIL_SHARE` of a
-device's share runs as parts in that job, one after another where the group stood (no extra load): a group that runs
-far longer than predicted can then still give its unstarted parts to a device that fell idle (`planning.tails`),
-where a whole group could give nothing. On fewer devices, parts in one job are joined back into the whole group
-(one lm-eval call, as without cutting).
+device's share runs as parts in that job, one after another where the group stood (no extra load; the worker builds
+the group once for all of them), and so does a part cut apart that holds several of those finer parts: a group that
+runs far longer than predicted can then still give its unstarted parts to a device that fell idle
+(`planning.tails`), where a whole group could give nothing. On fewer devices, parts in one job are joined back into
+the whole group (one lm-eval call, as without cutting).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from spectrabench.planning.grouping import MIN_GAIN, group_and_score
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.speeds import DeviceRate
-from spectrabench.taskparts import parse_part, part_name, part_share
+from spectrabench.taskparts import leaf_slice, parse_part, part_name, part_share
 
 # A group longer than this share of one device's work is cut into parts no longer than it: grouping then has
 # pieces small enough to balance the devices with. Simulated speed-up at p50 over 20 seeds on 8xH100-80GB
@@ -47,7 +48,11 @@ MAX_PARTS = 32
 # - built once per worker: 0.05 7.77x / 7.37x / 7.85x / 7.51x, 1.269 / 1.389 / 1.244 / 1.403; 0.03 7.82x / 7.47x /
 #   7.86x / 7.71x, 1.264 / 1.291 / 1.245 / 1.403; 0.02 with at most 16 parts 7.87x / 7.57x / 7.90x / 7.78x, 1.230 /
 #   1.286 / 1.197 / 1.408; 0.02 with 32 the same; 0.01 with 32 7.84x / 7.59x / 7.94x / 7.88x, 1.230 / 1.287 /
-#   1.198 / 1.300.
+#   1.198 / 1.300;
+# - 0.01 with 32, parts cut apart refined too (`in_parts`), a further part paying its own call (2 s in the truth)
+#   and none shorter than the model's load: 7.83x / 7.60x / 7.92x / 7.88x, 1.190 / 1.347 / 1.199 / 1.301. Over 60
+#   seeds, without then with the refining: p95 1.286 -> 1.202 / 1.315 -> 1.347 / 1.196 -> 1.197 / 1.271 -> 1.270,
+#   p50 7.84x -> 7.83x / 7.42x -> 7.52x / 7.95x -> 7.94x / 7.90x -> 7.89x.
 TAIL_SHARE = 0.01
 # On fewer devices, groups run whole in their jobs: with one other device to move a tail to, parts did not pay.
 # Standard / extended on 2xA100-80GB over 60 seeds, makespan / LB p50 and p95 at noise 0.2 and 0.5: in parts
@@ -66,7 +71,8 @@ def split_large_groups(items_by_model: Mapping[str, Sequence[WorkItem]], n_devic
         splittable: Whether a model's work may be split at all; every model may by default.
         share: Of one device's work (all work, one load per model, over the devices): the longest a group stays.
         in_job: The parts will run one after another in the group's own job, so they pay no load of their own:
-            only the group's runtime counts against `share`.
+            only the group's runtime counts against `share`, and no part is cut shorter than the model's load
+            (what moving it to another device would cost).
 
     Returns:
         The same mapping; a cut item becomes `k` items named `task[i/k]`, keyed `key[i/k]`, each with its share of
@@ -89,6 +95,9 @@ def _parts(item: WorkItem, target_s: float, in_job: bool = False) -> list[WorkIt
     as far as its leaves and `MAX_PARTS` allow, their count a power of two (or all its leaves); `[item]` when it
     is no group, runs several tasks, or fits already."""
     load = 0.0 if in_job else item.predicted_load_s
+    if in_job:
+        # A part is worth moving alone only if it outlasts the model load the move pays: no shorter parts.
+        target_s = max(target_s, item.predicted_load_s)
     if item.subtasks < 2 or len(item.tasks) != 1 or load + item.predicted_runtime_s <= target_s:
         return [item]
     room = target_s - load
@@ -157,17 +166,27 @@ def plan_pieces(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int
             part = parse_part(item.tasks[0])
             if part is not None:
                 parts_of.setdefault((item.model, part.task), []).append(item)
-    return [in_parts(piece, parts_of) for piece in pieces]
+    leaves = {(item.model, item.tasks[0]): item.subtasks for items in items_by_model.values() for item in items
+              if len(item.tasks) == 1}
+    return [in_parts(piece, parts_of, leaves) for piece in pieces]
 
 
-def in_parts(piece: WorkItem, parts_of: Mapping[tuple[str, str], Sequence[WorkItem]]) -> WorkItem:
+def in_parts(piece: WorkItem, parts_of: Mapping[tuple[str, str], Sequence[WorkItem]],
+             leaves: Mapping[tuple[str, str], int] | None = None) -> WorkItem:
     """`piece` with each whole group that `parts_of` cuts (by model and task) replaced by its parts, in their order,
-    where the group stood; `piece` itself when it holds none."""
+    where the group stood; `piece` itself when it holds none.
+
+    A part the grouping cut apart (`kmmlu[1/2]`) is replaced by the finer parts of `parts_of` that make it up
+    (`kmmlu[1/32]` to `kmmlu[16/32]`) where they are finer: their leaf slices nest in it (`taskparts.leaf_slice`),
+    `leaves` giving each (model, group)'s leaf count. Every part of the group is refined alike in every piece, so
+    the group's parts keep one count, which its scores are aggregated over. A part cut apart can overrun as much as
+    a whole group, and only finer parts can then move.
+    """
     known = len(piece.task_runtimes_s) == len(piece.tasks)
     tasks: list[str] = []
     runtimes: list[float] = []
     for position, name in enumerate(piece.tasks):
-        parts = parts_of.get((piece.model, name), ())
+        parts = _finer(piece.model, name, parts_of, leaves or {})
         tasks += [part.tasks[0] for part in parts] or [name]
         runtimes += [part.predicted_runtime_s for part in parts] or [
             piece.task_runtimes_s[position] if known else 0.0]
@@ -176,3 +195,31 @@ def in_parts(piece: WorkItem, parts_of: Mapping[tuple[str, str], Sequence[WorkIt
     digest = hashlib.sha256("\n".join([piece.model, *tasks]).encode()).hexdigest()[:16]
     return piece.model_copy(update={"key": f"group-{digest}", "tasks": tuple(tasks),
                                     "task_runtimes_s": tuple(runtimes) if known else ()})
+
+
+def _finer(model: str, name: str, parts_of: Mapping[tuple[str, str], Sequence[WorkItem]],
+           leaves: Mapping[tuple[str, str], int]) -> Sequence[WorkItem]:
+    """The parts of `parts_of` that make up task `name` of `model` (a whole group, or a coarser part of one), or
+    none."""
+    whole = parse_part(name)
+    if whole is None:
+        return parts_of.get((model, name), ())
+    finer = parts_of.get((model, whole.task), ())
+    n = leaves.get((model, whole.task), 0)
+    if not finer or n < 1:
+        return ()
+    count = parse_part(finer[0].tasks[0])
+    if count is None or count.parts <= whole.parts:
+        return ()
+    start, stop = leaf_slice(n, whole.position, whole.parts)
+    inside = []
+    for part in finer:
+        index = parse_part(part.tasks[0])
+        if index is not None:
+            first, last = leaf_slice(n, index.position, index.parts)
+            if start <= first and last <= stop:
+                inside.append(part)
+    # Nested slices cover the coarse part exactly; anything else would lose or repeat a leaf.
+    covered = sum(b - a for a, b in (leaf_slice(n, p.position, p.parts) for p in
+                                       (parse_part(q.tasks[0]) for q in inside) if p is not None))
+    return inside if covered == stop - start else ()

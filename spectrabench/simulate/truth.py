@@ -54,6 +54,7 @@ _HBM_EFFICIENCY = 0.72
 _REQUEST_S = 0.6e-3  # lm-eval's per-request work: tokenising, slicing logits, greedy check
 _TASK_SETUP_S = 6.0  # building a task: dataset load from cache, few-shot sampling, filters, metrics
 _SUBTASK_SETUP_S = 0.7
+_PART_CALL_S = 2.0  # a further part of a group the worker has built: its own lm-eval call, metrics, result files
 _DOCUMENT_SETUP_S = 0.4e-3
 
 # Generation lengths: mean answer tokens before a stop string, for a well-behaved 7-8B model.
@@ -178,11 +179,11 @@ def _answer_tokens(task: SimTask, params_b: float, batch: int) -> float:
 
 def _task_seconds(task: SimTask, job: SimJob, hw: HardwareSpec, batch: int, built: bool = False) -> float:
     """Seconds to evaluate one task alone on the device, model already loaded (`built`: the worker has built this
-    task's group already, for an earlier part of it, so this part pays no setup)."""
+    task's group already, for an earlier part of it, so this part pays only its own call, not the group's setup)."""
     layers, hidden = _shape(job.params_b)
     params = job.params_b * 1e9
     call_s = layers * _LAYER_CALL_S[hw.kind]
-    setup = 0.0 if built else _TASK_SETUP_S + task.subtasks * _SUBTASK_SETUP_S
+    setup = _PART_CALL_S if built else _TASK_SETUP_S + task.subtasks * _SUBTASK_SETUP_S
     seconds = setup + task.documents * _DOCUMENT_SETUP_S + task.requests * _REQUEST_S
     if task.requests <= 0:
         return seconds
@@ -271,7 +272,8 @@ def true_cost(job: SimJob, device: DeviceSpec, co_located: int, rng: random.Rand
     """What one attempt of `job` really costs on `device`.
 
     A worker builds a group once for all its parts (`harness.groupscores.GroupBuilds`): a task whose name came
-    earlier in the job, or is in `built`, is a further part of a group the worker has built, and pays no setup.
+    earlier in the job, or is in `built`, is a further part of a group the worker has built, and pays only its own
+    call's overhead, not the group's setup.
 
     Args:
         job: The job (its batch size included).

@@ -8,6 +8,7 @@ from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.subtasks import (
     MAX_PARTS,
     MIN_DEVICES_FOR_TAILS,
+    in_parts,
     plan_pieces,
     rejoin_parts,
     split_large_groups,
@@ -68,6 +69,24 @@ def test_plan_cuts_only_where_the_makespan_gains() -> None:
     assert all(parse_part(t) or t == "arc" for t in covered)
     # On one device nothing can run side by side: cutting would only add loads.
     assert all(not parse_part(t) for p in plan_pieces(_profile(), 1) for t in p.tasks)
+
+
+def test_a_part_cut_apart_runs_as_finer_parts_with_one_count_for_the_whole_group() -> None:
+    # The dominant group is cut across jobs; inside each job its coarse parts are replaced by the finer parts that
+    # make them up, so an overrunning part can still give some away. Aggregation needs one count for all parts.
+    pieces = plan_pieces(_profile(), 8)
+    parts = [parse_part(t) for p in pieces if p.model == "big" for t in p.tasks if parse_part(t)]
+    counts = {p.parts for p in parts if p}
+    assert len(counts) == 1, counts
+    count = counts.pop()
+    assert sorted(p.position for p in parts if p) == list(range(1, count + 1)), "every leaf once"
+    assert 2 <= sum(1 for p in pieces if p.model == "big") < count <= MAX_PARTS, "cut apart, then finer within"
+    # A coarse part maps onto exactly the finer parts whose leaves it holds.
+    refined = in_parts(_item("big", "kmmlu[2/4]", 1000.0), {("big", "kmmlu"): [
+        _item("big", f"kmmlu[{i}/8]", 250.0) for i in range(1, 9)]}, {("big", "kmmlu"): 45})
+    assert refined.tasks == ("kmmlu[3/8]", "kmmlu[4/8]")
+    assert in_parts(_item("big", "kmmlu[2/4]", 1000.0), {("big", "kmmlu"): [
+        _item("big", f"kmmlu[{i}/2]", 250.0) for i in range(1, 3)]}, {("big", "kmmlu"): 45}).tasks == ("kmmlu[2/4]",)
 
 
 def test_a_long_group_runs_in_parts_inside_its_job_so_its_tail_can_move() -> None:
