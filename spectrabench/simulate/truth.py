@@ -7,7 +7,8 @@ The model is physical but coarse, in the spirit of HF transformers eager inferen
 - Load: a fixed set-up (imports, CUDA context, tokenizer, HFLM) plus weight bytes read from NVMe (cold) or from
   the page cache (warm, the same model ran on this device just before), then copied over the host link.
 - Loglikelihood: one padded forward pass per batch; compute at a model-FLOP utilisation that falls for small
-  passes and small models, plus a per-layer launch cost per call and lm-eval's per-request Python work.
+  passes and small models, plus a per-layer launch cost per call and lm-eval's per-request Python work. Where a
+  document's options are bare letters (MMLU-style), lm-eval's logits cache scores them all from one pass.
 - Generation: a batched prefill, then decode steps until the longest answer of the batch stops (or hits the
   cap); each step reads the weights and the KV cache, or is compute bound for big batches.
 - Peak memory: CUDA context + weights + the largest transient: full logits and their log-softmax for B x L x
@@ -96,6 +97,9 @@ class SimTask(NamedTuple):
         prompt_tokens: Mean context tokens of one request at the job's shots.
         max_gen_toks: The generation cap (0 for loglikelihood).
         subtasks: Leaf tasks lm-eval builds for it.
+        one_pass: Its options are single tokens after one shared context (bare letters): lm-eval's logits cache
+            scores all of a document's options from one forward pass, so it runs `documents` passes, not
+            `requests` (each request still costs its Python work).
     """
 
     name: str
@@ -105,6 +109,7 @@ class SimTask(NamedTuple):
     prompt_tokens: int
     max_gen_toks: int
     subtasks: int = 1
+    one_pass: bool = False
 
 
 class SimJob(NamedTuple):
@@ -187,13 +192,14 @@ def _task_seconds(task: SimTask, job: SimJob, hw: HardwareSpec, batch: int, buil
     seconds = setup + task.documents * _DOCUMENT_SETUP_S + task.requests * _REQUEST_S
     if task.requests <= 0:
         return seconds
-    batch = max(1, min(batch, task.requests))
-    passes = math.ceil(task.requests / batch)
+    forwards = min(task.documents, task.requests) if task.one_pass else task.requests
+    batch = max(1, min(batch, forwards))
+    passes = math.ceil(forwards / batch)
     generating = task.request_type == "generate_until"
     length = (task.prompt_tokens + (0 if generating else _CONTINUATION_TOKENS)) * _PADDING
     tokens_per_pass = length * batch
     # Dense FLOPs plus causal attention (2 x layers x hidden x L^2 per sequence).
-    flops = task.requests * (2 * params * length + 2 * layers * hidden * length**2)
+    flops = forwards * (2 * params * length + 2 * layers * hidden * length**2)
     seconds += passes * call_s + flops / _effective_flops(hw, job.params_b, tokens_per_pass)
     if generating:
         steps = _answer_tokens(task, job.params_b, batch)

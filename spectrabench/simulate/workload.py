@@ -74,7 +74,7 @@ def sim_task(task: TaskSpec, limit: int | None) -> SimTask:
     documents = min(facts.documents, limit * facts.subtasks) if limit is not None else facts.documents
     return SimTask(name=facts.lm_eval_task, request_type=facts.request_type, documents=documents,
                    requests=round(documents * facts.choices_per_doc), prompt_tokens=facts.prompt_tokens(task.shots),
-                   max_gen_toks=facts.max_gen_toks, subtasks=facts.subtasks)
+                   max_gen_toks=facts.max_gen_toks, subtasks=facts.subtasks, one_pass=facts.letter_choices)
 
 
 def item_key(model: str, tasks: Sequence[str]) -> str:

@@ -142,3 +142,23 @@ def test_vocabulary_comes_from_the_model_family() -> None:
     assert true_vocab("mistralai/Mistral-7B-v0.3") == 32768
     assert true_vocab("saltlux/ko-llama3-luxia-8b") == 145792
     assert true_vocab("someone/unknown-7b") == 128256
+
+
+def test_bare_letter_options_cost_one_forward_pass_a_document() -> None:
+    # lm-eval's logits cache scores a document's single-token options from one pass over the shared context.
+    letters = MMLU._replace(one_pass=True)
+    per_option = expected_cost(job(tasks=(MMLU,)), H100).runtime_s
+    shared = expected_cost(job(tasks=(letters,)), H100).runtime_s
+    assert 2.5 < per_option / shared < 4.0, "four options: close to a quarter of the forward work"
+    # What does not depend on forward passes stays: a task with no options to share costs the same either way.
+    gsm = expected_cost(job(tasks=(GSM8K,)), H100).runtime_s
+    assert expected_cost(job(tasks=(GSM8K._replace(one_pass=True),)), H100).runtime_s == gsm
+
+
+def test_a_further_part_of_a_group_pays_its_call_not_the_groups_setup() -> None:
+    # A worker builds a group once for all its parts (`harness.groupscores.GroupBuilds`).
+    half = MMLU._replace(documents=MMLU.documents // 2, requests=MMLU.requests // 2)
+    two = expected_cost(job(tasks=(half, half)), H100).runtime_s
+    apart = 2 * expected_cost(job(tasks=(half,)), H100).runtime_s
+    assert 0 < apart - two < 6.0 + 57 * 0.7, "the second part skips the 57 leaves' setup"
+    assert apart - two > 20.0

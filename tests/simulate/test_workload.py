@@ -10,7 +10,7 @@ from spectrabench.errors import UserError
 from spectrabench.profiles import TaskSpec
 from spectrabench.simulate.specs import parse_pool
 from spectrabench.simulate.truth import expected_cost
-from spectrabench.simulate.workload import build_workload, group_by_model, group_items, item_key
+from spectrabench.simulate.workload import build_workload, group_by_model, group_items, item_key, sim_task
 from tests.simulate import bundled_profile
 
 H100 = parse_pool("H100-80GB")[0]
@@ -164,3 +164,10 @@ def test_a_group_in_parts_keeps_its_work_and_its_luck() -> None:
     luck = {round(true_cost(job, H100, 1, None, config=truth, luck="7").runtime_s / expected_cost(job, H100).runtime_s,
                   9) for job in [workload.jobs[whole.key], *truths]}
     assert len(luck) == 1
+
+
+def test_only_bare_letter_tasks_are_scored_one_pass_a_document() -> None:
+    # The catalog's letter tasks (checked against lm-eval's yamls in tests/test_catalog.py) share one pass per
+    # document in lm-eval; tasks whose options are whole answers pay a pass per option.
+    flags = {name: sim_task(TaskSpec(name=name, shots=0), 10).one_pass for name in ("mmlu", "kmmlu", "hellaswag")}
+    assert flags == {"mmlu": True, "kmmlu": True, "hellaswag": False}
