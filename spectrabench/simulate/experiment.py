@@ -19,7 +19,7 @@ from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.baselines import make_policy
 from spectrabench.planning.pieces import load_budget, worker_group
 from spectrabench.planning.schedule import WorkItem
-from spectrabench.planning.speeds import pool_rates
+from spectrabench.planning.speeds import fastest_first, pool_rates
 from spectrabench.planning.subtasks import plan_pieces
 from spectrabench.profiles import Profile
 from spectrabench.simulate.bound import lower_bound
@@ -123,6 +123,10 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
         outliers: Rare jobs take 3x their expected time (2% of them).
     """
     truth = TruthConfig(noise=noise, outlier_rate=0.02 if outliers else 0.0)
+    # As `plan` does: the fastest kind first, the reference for predictions and the sequential baseline's device.
+    probe = build_workload(profile, devices[0], seed=0, runtime_noise=0.0, memory_noise=memory_noise, fit_margin=0.1,
+                           pool=devices)
+    devices, _ = fastest_first(devices, probe.speeds or {})
     results: dict[str, list[SimResult]] = {s: [] for s in strategies}
     bounds: list[float] = []
     whole_bounds: list[float] = []

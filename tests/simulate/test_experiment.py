@@ -69,3 +69,12 @@ def test_a_mixed_pool_sizes_jobs_for_the_small_cards_and_keeps_them_busy() -> No
                                                        strategies=("sequential", "ours"))}
     # The two A100s alone could not run the profile more than ~2x faster than one of them: the L4s take work.
     assert stats["ours"].speedup_p5 > 2.5 and stats["ours"].oom_total == 0 and stats["ours"].unfinished == 0
+
+
+def test_a_mixed_pool_compares_the_same_however_it_is_listed() -> None:
+    # The fastest kind is the reference and runs the sequential baseline, as in `plan`: listing the slow cards
+    # first must not change a figure (it used to measure the sequential run on an L4).
+    standard = bundled_profile("standard")
+    stats = [compare_strategies(standard, parse_pool(pool), seeds=2, noise=0.2, strategies=("sequential", "ours"))
+             for pool in ("2xA100-80GB,4xL4-24GB", "4xL4-24GB,2xA100-80GB")]
+    assert stats[0] == stats[1]
