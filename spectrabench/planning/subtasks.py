@@ -204,22 +204,15 @@ def _finer(model: str, name: str, parts_of: Mapping[tuple[str, str], Sequence[Wo
     whole = parse_part(name)
     if whole is None:
         return parts_of.get((model, name), ())
-    finer = parts_of.get((model, whole.task), ())
+    finer = [(part, parse_part(part.tasks[0])) for part in parts_of.get((model, whole.task), ())]
     n = leaves.get((model, whole.task), 0)
-    if not finer or n < 1:
+    counts = {fine.parts for _, fine in finer if fine is not None}
+    if n < 1 or len(counts) != 1 or (count := counts.pop()) <= whole.parts:
         return ()
-    count = parse_part(finer[0].tasks[0])
-    if count is None or count.parts <= whole.parts:
+    # Refine only where every cut of the coarse count is a cut of the finer one (counts on the ladder always are):
+    # that depends on the group alone, so all its coarse parts are refined alike and the group keeps one count.
+    if not {i * n // whole.parts for i in range(whole.parts + 1)} <= {i * n // count for i in range(count + 1)}:
         return ()
     start, stop = leaf_slice(n, whole.position, whole.parts)
-    inside = []
-    for part in finer:
-        index = parse_part(part.tasks[0])
-        if index is not None:
-            first, last = leaf_slice(n, index.position, index.parts)
-            if start <= first and last <= stop:
-                inside.append(part)
-    # Nested slices cover the coarse part exactly; anything else would lose or repeat a leaf.
-    covered = sum(b - a for a, b in (leaf_slice(n, p.position, p.parts) for p in
-                                       (parse_part(q.tasks[0]) for q in inside) if p is not None))
-    return inside if covered == stop - start else ()
+    return [part for part, fine in finer if fine is not None
+            and start <= leaf_slice(n, fine.position, fine.parts)[0] < stop]
