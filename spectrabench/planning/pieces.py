@@ -24,10 +24,13 @@ LOAD_BUDGET = 1.1
 # 2.5 h on 8xH100-80GB, in more and finer parts), 40 seeds, speed-up p50 and makespan / LB p95, standard noise 0.2 /
 # 0.5 then extended 0.2 / 0.5: 0.5 kept 7.88x / 7.26x / 7.96x / 7.85x, 1.319 / 1.309 / 1.202 / 1.260; 0.75 7.87x /
 # 7.54x / 7.97x / 7.83x, 1.197 / 1.295 / 1.206 / 1.261; 1.0 7.86x / 7.65x / 7.95x / 7.88x, 1.198 / 1.268 / 1.191 /
-# 1.222; 1.5 (standard may then cut nothing) 6.86x / 7.07x / 7.95x / 7.90x, 1.607 / 1.629 / 1.192 / 1.213. 1.0 is
-# left out: on pools where grouping needs its cuts (130 (model, task) pairs of 13 models on 8 devices in
-# tests/planning/test_baselines.py) it leaves too few, and the speed-up there fell from over 7x to 6.3x.
+# 1.222; 1.5 (standard may then cut nothing) 6.86x / 7.07x / 7.95x / 7.90x, 1.607 / 1.629 / 1.192 / 1.213. 1.0 as a
+# hard reserve is left out: on pools where grouping needs its cuts (130 (model, task) pairs of 13 models on 8 devices
+# in tests/planning/test_baselines.py) it leaves too few, and the speed-up there fell from over 7x to 6.3x.
 TAIL_RESERVE = 0.5
+# Loads per device also left for tail moves unless cutting them is clearly worth more (`grouping.SPARE_GAIN`):
+# the 1.0 above without the cost.
+SPARE_RESERVE = 1.0
 
 
 def worker_group(model: str, gpus: int) -> str:

@@ -8,7 +8,13 @@ import random
 import pytest
 
 from spectrabench.planning.grouping import group_jobs, lpt_makespan
-from spectrabench.planning.pieces import LOAD_BUDGET, grouping_budget, one_item_per_model
+from spectrabench.planning.pieces import (
+    LOAD_BUDGET,
+    SPARE_RESERVE,
+    TAIL_RESERVE,
+    grouping_budget,
+    one_item_per_model,
+)
 from spectrabench.planning.placement import predicted_length_s
 from spectrabench.planning.schedule import WorkItem
 
@@ -48,7 +54,8 @@ def test_a_balanced_profile_gets_one_job_per_model() -> None:
 def test_one_huge_model_on_8_devices_is_split_into_balanced_pieces() -> None:
     by_model = {"huge": pairs("huge", [100.0] * 40)} | {f"s{j}": pairs(f"s{j}", [20.0] * 5) for j in range(7)}
     whole = one_item_per_model(by_model)
-    groups = group_jobs(by_model, 8, tail_reserve=0)  # packing alone: every load of the budget may be planned
+    # Packing alone: every load of the budget may be planned.
+    groups = group_jobs(by_model, 8, tail_reserve=0, spare_reserve=0)
     assert_partition(groups, by_model)
     huge = [predicted_length_s(g) for g in groups if g.model == "huge"]
     assert len(huge) >= 6
@@ -85,7 +92,7 @@ def test_random_profiles_pack_close_to_the_bound_within_the_load_budget() -> Non
             size = rng.choice([0.5, 1.0, 7.0, 13.0, 70.0])
             by_model[f"m{j}"] = pairs(f"m{j}", [size * rng.uniform(5, 60) for _ in range(n_tasks)],
                                       load=20 + 4 * size)
-        groups = group_jobs(by_model, n_devices, tail_reserve=0)  # packing alone
+        groups = group_jobs(by_model, n_devices, tail_reserve=0, spare_reserve=0)  # packing alone
         assert_partition(groups, by_model)
         whole = one_item_per_model(by_model)
         bound = max(sum(predicted_length_s(g) for g in whole) / n_devices,
@@ -99,10 +106,25 @@ def test_half_a_load_per_device_is_left_for_tail_moves() -> None:
     by_model = {"huge": pairs("huge", [100.0] * 40)} | {f"s{j}": pairs(f"s{j}", [20.0] * 5) for j in range(7)}
     budget = math.floor(LOAD_BUDGET * (len(by_model) + 8))
     assert grouping_budget(len(by_model), 8) == budget - 4
-    assert len(group_jobs(by_model, 8, tail_reserve=0)) > budget - 4, "packing alone would spend more loads"
+    packed = group_jobs(by_model, 8, tail_reserve=0, spare_reserve=0)
+    assert len(packed) > budget - 4, "packing alone would spend more loads"
     groups = group_jobs(by_model, 8)
     assert_partition(groups, by_model)
     assert len(groups) <= budget - 4
+
+
+def test_cuts_spend_the_spare_reserve_only_for_a_clear_gain() -> None:
+    # Twelve models on 8 devices: two more cuts pack about 9% shorter on predictions, less than SPARE_GAIN, so
+    # those loads stay with the run's tail moves.
+    by_model = {f"m{j}": pairs(f"m{j}", [50.0 + 5 * j] * 10) for j in range(12)}
+    spare = grouping_budget(len(by_model), 8, SPARE_RESERVE)
+    assert len(group_jobs(by_model, 8, spare_reserve=TAIL_RESERVE)) > spare, "without a spare reserve it cuts more"
+    groups = group_jobs(by_model, 8)
+    assert_partition(groups, by_model)
+    assert len(groups) <= spare
+    # One model that would dominate: cutting it is worth every load grouping may plan.
+    by_model = {"huge": pairs("huge", [100.0] * 40)} | {f"s{j}": pairs(f"s{j}", [20.0] * 5) for j in range(7)}
+    assert len(group_jobs(by_model, 8)) > grouping_budget(len(by_model), 8, SPARE_RESERVE)
 
 
 def test_rejects_no_devices() -> None:
