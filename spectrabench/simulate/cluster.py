@@ -13,7 +13,9 @@ retried alone; alone at batch 1 it fails). A finished item's actual runtime goes
 With `max_tail_moves`, a device left idle with nothing to start asks `planning.tails.tail_move` whether a running
 job's unstarted last tasks should move to it, as the real driver does: the policy sees each running job's progress
 (tasks finished, time in the task at hand) and its corrected predictions; the job then keeps only its head, and the
-tail starts on the idle device as a new item with a cold load.
+tail starts on the idle device as a new item with a cold load. While a device so waits it asks again at the end of
+every running task and at least once a simulated minute (the real driver looks every second), not only when an
+attempt ends: a group's part that overruns makes its unstarted parts worth moving while no job ends.
 
 Each result carries the lower bound of its completed items (`simulate.bound`).
 """
@@ -41,6 +43,11 @@ from spectrabench.simulate.workload import item_key
 TruthFor = Mapping[str, SimJob] | Callable[[WorkItem], SimJob]
 
 _DONE_EPS = 1e-9
+# While a device idles for a tail to move, the run is looked at again at least this often (simulated seconds) and at
+# the end of every running task: a task at hand that overruns its prediction makes its group's other parts look
+# longer, and so a move worth its load.
+_RECHECK_S = 60.0
+_BOUNDARY_S = 1e-6
 
 
 class Segment(NamedTuple):
@@ -111,6 +118,14 @@ class _Attempt:
     task_s: list[float]  # each task's seconds alone, in order
     devices: list[_Device] = field(default_factory=list)  # all it holds (several for a sharded item)
     rate: float = 1.0
+
+    def to_next_task(self) -> float:
+        """Seconds of work alone until the task at hand finishes (a hair past it, so that it counts as finished)."""
+        finished, in_task, _ = self.progress()
+        if finished >= len(self.task_s):
+            return self.remaining
+        at_hand = self.task_s[finished] + (self.load_s if finished == 0 else 0.0)
+        return max(0.0, at_hand - in_task) + _BOUNDARY_S
 
     def progress(self) -> tuple[int, float, tuple[float, ...]]:
         """Tasks finished so far, seconds of work since the last one finished (or since the start), and the seconds
@@ -284,10 +299,16 @@ class _Run:
             attempt.rate = 1.0 / colocation_slowdown(attempt.job, device.spec, k)
 
     def advance(self) -> None:
-        """Move time to the next end of an attempt and settle every attempt that ends then."""
+        """Move time to the next end of an attempt and settle every attempt that ends then; while a device waits
+        idle for a tail to move, stop sooner, at the next end of a running task or `_RECHECK_S` on, whichever
+        comes first, so that the next `dispatch` asks again as the real driver does (it looks every second)."""
         running = self.running_attempts()
-        first = min(running, key=lambda a: a.remaining / a.rate)
-        step = first.remaining / first.rate
+        first: _Attempt | None = min(running, key=lambda a: a.remaining / a.rate)
+        step = first.remaining / first.rate if first is not None else 0.0
+        if self.moves_left and not self.queue and any(not d.running for d in self.devices):
+            recheck = min([_RECHECK_S, *(a.to_next_task() / a.rate for a in running if not a.oom)])
+            if recheck < step:
+                first, step = None, recheck
         self.now += step
         ended: list[_Attempt] = []
         for attempt in running:

@@ -239,6 +239,34 @@ def test_an_idle_device_takes_the_unstarted_tail_of_a_long_job_and_every_task_ru
     assert moved.model_loads == still.model_loads + moved.tail_moves
 
 
+def test_an_idle_device_looks_again_while_a_group_in_parts_overruns_and_takes_its_parts() -> None:
+    from spectrabench.planning.subtasks import split_large_groups
+    from spectrabench.simulate.workload import group_items, with_parts
+
+    standard = bundled_profile("standard")
+    models = ("exaone-3.5-32b-instruct", "hyperclovax-seed-0.5b-instruct")
+    profile = standard.model_copy(update={
+        "models": [m for m in standard.models if m.name in models],
+        "tasks": [t for t in standard.tasks if t.name in ("kmmlu", "haerae")]})
+    pool = parse_pool("2xH100-80GB")
+    work = build_workload(profile, pool[0], seed=0, runtime_noise=0.0, fit_margin=0.1)
+    kmmlu = [i for i in work.items if i.key == "exaone-3.5-32b-instruct/kmmlu"]
+    parts = split_large_groups({"exaone": kmmlu}, 8, share=1e-4, in_job=True)["exaone"]
+    work = group_items(with_parts(work, parts), [[p.key for p in parts]])
+    job = next(i for i in work.items if len(i.tasks) > 1)
+    # Predicted at a 200th of what it runs: when the other device idles (after a 36 s task) moving parts would
+    # not pay back a load. Only once the part at hand has run long does the group look long, and no job ends then.
+    under = job.model_copy(update={"predicted_runtime_s": job.predicted_runtime_s / 200,
+                                   "task_runtimes_s": tuple(r / 200 for r in job.task_runtimes_s)})
+    items = [under, next(i for i in work.items if i.key == "hyperclovax-seed-0.5b-instruct/haerae")]
+    still = simulate(items, work.jobs, pool, DynamicLPT(n_devices=2), seed=0)
+    moved = simulate(items, work.jobs, pool, DynamicLPT(n_devices=2), seed=0, max_tail_moves=4)
+    assert moved.tail_moves >= 1
+    assert moved.makespan_s < 0.6 * still.makespan_s
+    done = [t for s in _segments(moved) if s.outcome == "ok" for t in s.tasks]
+    assert sorted(done) == sorted([*(p.tasks[0] for p in parts), "haerae"])
+
+
 def test_a_sharded_item_runs_on_idle_devices_at_once_and_splits_its_weights() -> None:
     from spectrabench.planning.dispatch import DynamicLPT
 
