@@ -18,6 +18,7 @@ The choice (`next_job`, and `dispatch.DynamicLPT.pick` which makes the same choi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class Context:
     mem_cap_gb: float  # the largest per-device memory that fits with the margin
     # In a pool of unlike devices: whether this device should leave an item (of a corrected length) to a faster one.
     leave: Callable[[WorkItem, float], bool] | None = None
+    # Corrected seconds until some device is predicted to be free: when a job not started here could start.
+    wait_s: float = 0.0
 
 
 def make_context(slot: SlotState, running: Sequence[Running], queued_work_s: float, n_devices: int, to_seconds: float,
@@ -94,7 +97,7 @@ def admissible(item: WorkItem, priority: float, ctx: Context) -> bool:
         return False
     item_s = priority * ctx.to_seconds
     return should_colocate(item, ctx.slot, (), running=ctx.running, n_devices=ctx.n_devices, item_s=item_s,
-                           queued_work_s=max(0.0, ctx.queued_work_s - item_s))
+                           queued_work_s=max(0.0, ctx.queued_work_s - item_s), wait_s=ctx.wait_s)
 
 
 def choose(candidates: Candidates, warm: Candidates | None, ctx: Context) -> WorkItem | None:
@@ -130,7 +133,8 @@ def fallback(candidates: Candidates, slot: SlotState, leave: Callable[[WorkItem,
 
 
 def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: float | Mapping[str, float] = 1.0, *,
-             running: Sequence[Running] = (), n_devices: int = 1, colocate: bool = True) -> WorkItem | None:
+             running: Sequence[Running] = (), n_devices: int = 1, colocate: bool = True,
+             wait_s: float = 0.0) -> WorkItem | None:
     """The item to start on `slot` now, or None (see the module docstring). Pure; O(n log n) in the queue.
 
     Args:
@@ -140,6 +144,7 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
         running: The items running on `slot`, with their predicted time left; co-location needs all of them.
         n_devices: Devices in the pool.
         colocate: Whether a busy device may take another job at all.
+        wait_s: Seconds until some device is predicted to be free (`placement.colocation_pays`).
     """
     def scale(model: str) -> float:
         if isinstance(predictions_scale, Mapping):
@@ -148,7 +153,8 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
 
     ranked = sorted(((scale(item.model) * area_s(item), index, item) for index, item in enumerate(queue)),
                     key=lambda c: (-c[0], c[2].model, c[1]))
-    ctx = make_context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate)
+    ctx = dataclasses.replace(make_context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate),
+                              wait_s=wait_s)
     min_mem: dict[str, float] = {}
     shareable: set[str] = set()
     for item in queue:

@@ -184,7 +184,19 @@ class DynamicLPT:
         ctx = make_context(slot, running, max(0.0, scale * self._work_rel),
                        max(self._n_devices or 1, len(self._devices)), scale, allowed=True)
         leave = self._leave_rule(slot, now, scale)
-        return ctx if leave is None else dataclasses.replace(ctx, leave=leave)
+        if leave is not None:
+            ctx = dataclasses.replace(ctx, leave=leave)
+        return dataclasses.replace(ctx, wait_s=self._next_free_s(now, scale)) if ctx.busy else ctx
+
+    def _next_free_s(self, now: float, scale: float) -> float:
+        """Corrected seconds until the first device is predicted to have finished all it runs (0 if one is idle)."""
+        if len(self._devices) < (self._n_devices or 0):
+            return 0.0
+        ends: dict[str, float] = {device: 0.0 for device in self._devices}
+        for item, device, start in self._started.values():
+            speed = self._rates[device].speed if device in self._rates else 1.0
+            ends[device] = max(ends.get(device, 0.0), scale * self._priority(item) / speed - (now - start))
+        return max(0.0, min(ends.values(), default=0.0))
 
     def _leave_rule(self, slot: SlotState, now: float, scale: float) -> Callable[[WorkItem, float], bool] | None:
         """In a pool of unlike devices, `speeds.leave_to_faster` for `slot`, from what runs where now."""

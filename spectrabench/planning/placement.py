@@ -160,17 +160,20 @@ def shared_finish_s(lengths_s: Sequence[float]) -> float:
 
 
 def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_work_s: float,
-                    n_devices: int) -> bool:
+                    n_devices: int, wait_s: float = 0.0) -> bool:
     """Whether adding a job of `item_s` seconds next to jobs with `running_remaining_s` left shortens the run.
 
     Sharing raises throughput, but it stretches the new job and the running ones until the device is done with all
     of them (`shared_finish_s`). That is harmless while the rest of the queue keeps every device busy for longer
-    (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail.
+    (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail, unless the device is done
+    with all of them before the new job could end anyway: after waiting `wait_s` for a device to free up, alone.
+    At the end of a run of small models that is what lets the last few share instead of queueing one by one.
     """
     n = len(running_remaining_s) + 1
     if n > MAX_SHARING or n / colocation_slowdown(n) <= 1.0:
         return False
-    return shared_finish_s([item_s, *running_remaining_s]) <= queued_work_s / max(1, n_devices)
+    return shared_finish_s([item_s, *running_remaining_s]) <= max(queued_work_s / max(1, n_devices),
+                                                                   wait_s + item_s)
 
 
 def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
@@ -193,7 +196,8 @@ def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
 
 
 def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], *, running: Sequence[Running] = (),
-                    n_devices: int = 1, item_s: float | None = None, queued_work_s: float | None = None) -> bool:
+                    n_devices: int = 1, item_s: float | None = None, queued_work_s: float | None = None,
+                    wait_s: float = 0.0) -> bool:
     """Whether starting `item` on `slot` next to what runs there pays (see the module docstring).
 
     An empty slot is no co-location: always True. Otherwise every job involved must be able to share, each job
@@ -217,4 +221,4 @@ def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], 
     length = predicted_length_s(item) if item_s is None else item_s
     if queued_work_s is None:
         queued_work_s = sum(predicted_length_s(q) for q in queue if q.key != item.key)
-    return colocation_pays(length, [r.remaining_s for r in running], queued_work_s, n_devices)
+    return colocation_pays(length, [r.remaining_s for r in running], queued_work_s, n_devices, wait_s)

@@ -223,6 +223,25 @@ def test_policy_shares_while_a_device_is_idle_or_unseen_only_if_the_queue_holds_
     assert lone.pick(last, slot("cuda:1"), 0.0) == last[0]
 
 
+def test_the_last_small_job_shares_a_device_rather_than_wait_for_one() -> None:
+    long, short, last = (item(k, model=k, runtime=r, mem=5, params_b=0.5) for k, r in
+                         (("long", 1000.0), ("short", 100.0), ("last", 90.0)))
+    policy = DynamicLPT(n_devices=2)
+    assert policy.pick([long, short, last], slot("cuda:0"), 0.0) == long
+    assert policy.pick([short, last], slot("cuda:1"), 0.0) == short
+    # Both devices busy, one job left: next to `short` both are done at 154 s; waiting, it would end at 190 s.
+    assert policy.pick([last], slot("cuda:1", free=75.0, running=[short.key]), 0.0) == last
+    # Next to `long` it would stretch the run's longest job instead.
+    again = DynamicLPT(n_devices=2)
+    again.pick([long, short, last], slot("cuda:0"), 0.0)
+    again.pick([short, last], slot("cuda:1"), 0.0)
+    assert again.pick([last], slot("cuda:0", free=75.0, running=[long.key]), 0.0) is None
+    assert next_job([last], slot("cuda:1", free=75.0, running=[short.key]), running=[Running(short, 100.0)],
+                    n_devices=2, wait_s=100.0) == last
+    assert next_job([last], slot("cuda:1", free=75.0, running=[short.key]), running=[Running(short, 100.0)],
+                    n_devices=2) is None
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_policy_makes_the_same_choice_as_next_job(seed: int) -> None:
     rng = random.Random(seed)

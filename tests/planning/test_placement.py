@@ -87,6 +87,11 @@ def test_sharing_pays_only_while_the_queue_keeps_every_device_busy() -> None:
     assert not colocation_pays(100.0, [50.0], queued_work_s=250.0, n_devices=2)  # 130 s > 125 s left
     assert not colocation_pays(100.0, [500.0], queued_work_s=1000.0, n_devices=2)  # the running one is the tail
     assert not colocation_pays(1.0, [1.0] * MAX_SHARING, queued_work_s=1e9, n_devices=1)
+    # Nothing else queued: sharing pays when the device is done with both (130 s) before the job, waiting for a
+    # device to free up and then running alone, would end.
+    assert colocation_pays(100.0, [50.0], queued_work_s=0.0, n_devices=2, wait_s=40.0)
+    assert not colocation_pays(100.0, [50.0], queued_work_s=0.0, n_devices=2, wait_s=20.0)
+    assert not colocation_pays(100.0, [500.0], queued_work_s=0.0, n_devices=2, wait_s=100.0)  # stretches a tail
 
 
 def test_jobs_sharing_a_device_finish_sooner_together_than_in_turn_but_later_than_alone() -> None:
