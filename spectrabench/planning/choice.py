@@ -5,6 +5,9 @@ The choice (`next_job`, and `dispatch.DynamicLPT.pick` which makes the same choi
    the item's model. Starting the longest work first is LPT, within 4/3 of the optimal makespan and close to it when
    the tail is made of small items; deciding at dispatch time, not up front, lets the order absorb runtimes that
    differ from their predictions.
+   An idle device weighs a pack of small items that can share it as one job (`pack_instead`): when they would
+   take longer sharing it than the longest item takes alone, the longest of them goes first, and the device then
+   takes the others beside it.
 2. The first candidate that fits: an idle device takes the longest item it can hold at all (alone it overcommits
    nothing); a busy device only an item that fits its free memory with a margin (`placement.fits`,
    `memory_margin_gb`), so the predictions never overcommit it, and only if sharing it pays
@@ -24,6 +27,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from spectrabench.planning.placement import (
+    MARGIN_FRACTION,
+    MARGIN_GB,
     MAX_SHARING,
     Running,
     can_share,
@@ -31,6 +36,7 @@ from spectrabench.planning.placement import (
     largest_fitting_mem_gb,
     memory_margin_gb,
     per_device_mem_gb,
+    shared_finish_s,
     should_colocate,
 )
 from spectrabench.planning.queueindex import area_s
@@ -125,6 +131,33 @@ def choose(candidates: Candidates, warm: Candidates | None, ctx: Context) -> Wor
     return first[0]
 
 
+def pack_instead(choice_s: float, shareable: Candidates, slot: SlotState, to_seconds: float) -> WorkItem | None:
+    """Step 1b: the longest item that can share, instead of an idle device's `choice` of `choice_s` corrected seconds
+    that cannot, when it and the next ones that can (up to `MAX_SHARING`, fitting the device together with the
+    margin), sharing the device, would take longer than `choice` alone: longest first weighs such a pack as one job.
+    Started last, small models would share nothing (`placement.colocation_pays` finds no queue to cover them) and
+    leave their throughput unused. None when no pack of two or more is longer.
+
+    Args:
+        choice_s: The corrected length of the item the device would take.
+        shareable: Candidates, highest priority first, of models with items that can share.
+        slot: The idle device.
+        to_seconds: Turns a priority into corrected seconds.
+    """
+    pack: list[tuple[WorkItem, float]] = []
+    used_gb = 0.0
+    for seen, (item, priority) in enumerate(shareable):
+        if len(pack) == MAX_SHARING or seen >= MAX_SCAN:
+            break
+        mem = per_device_mem_gb(item)
+        if can_share(item) and (used_gb + mem) * (1 + MARGIN_FRACTION) + MARGIN_GB <= slot.free_mem_gb:
+            pack.append((item, priority * to_seconds))
+            used_gb += mem
+    if len(pack) < 2 or shared_finish_s([s for _, s in pack]) <= choice_s:
+        return None
+    return pack[0][0]
+
+
 def fallback(candidates: Candidates, slot: SlotState, leave: Callable[[WorkItem, float], bool] | None = None,
               to_seconds: float = 1.0) -> WorkItem | None:
     """Step 4: the longest item an empty device can hold at all (and need not leave to a faster device)."""
@@ -168,6 +201,9 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
 
     warm = candidates(slot.last_model) if slot.last_model is not None else None
     choice = choose(candidates(), warm, ctx)
+    if choice is not None and not ctx.busy and colocate and not can_share(choice):
+        choice = pack_instead(scale(choice.model) * area_s(choice),
+                              ((item, p) for p, _, item in ranked if item.model in shareable), slot, 1.0) or choice
     if choice is None and not ctx.busy:
         choice = fallback(((item, p) for p, _, item in ranked), slot)
     return choice

@@ -19,6 +19,7 @@ from spectrabench.planning.choice import (
     eligible_model,
     fallback,
     make_context,
+    pack_instead,
 )
 from spectrabench.planning.placement import MAX_SHARING, Running, can_share, per_device_mem_gb
 from spectrabench.planning.queueindex import ModelBucket, area_s
@@ -52,7 +53,8 @@ class DynamicLPT:
     Args:
         n_devices: Devices in the pool; when None, the devices seen so far, and no sharing before the first finish.
         colocate: Whether a busy device may take another job when `placement.should_colocate` says it pays.
-        pool: Every device with its memory and speed, when they differ; empty for a pool of one kind.
+        pool: Every device with its memory and speed, when they differ; empty for a pool of one kind. Such a
+            pool packs no small items first (`choice.pack_instead`): its slow cards are where small models go.
     """
 
     name = "ours"
@@ -110,6 +112,8 @@ class DynamicLPT:
                 choice = choose(walk, warm, ctx)
             finally:
                 walk.close()
+        if choice is not None and not ctx.busy and not can_share(choice) and self._colocate and not self._rates:
+            choice = self._pack_first(choice, slot, ctx) or choice
         if choice is None and not ctx.busy and self._clean_min(self._mem_heap) <= slot.free_mem_gb:
             walk = self._walk(make_context(slot.model_copy(update={"free_mem_gb": math.inf}), (), 0.0, 1, 1.0, False))
             try:
@@ -187,6 +191,14 @@ class DynamicLPT:
         if leave is not None:
             ctx = dataclasses.replace(ctx, leave=leave)
         return dataclasses.replace(ctx, wait_s=self._next_free_s(now, scale)) if ctx.busy else ctx
+
+    def _pack_first(self, choice: WorkItem, slot: SlotState, ctx: Context) -> WorkItem | None:
+        """`choice.pack_instead` over the pending items of models that can share, highest priority first."""
+        walk = self._walk(dataclasses.replace(ctx, busy=True))  # the buckets with items that can share
+        try:
+            return pack_instead(self.global_scale() * self._priority(choice), walk, slot, ctx.to_seconds)
+        finally:
+            walk.close()
 
     def _next_free_s(self, now: float, scale: float) -> float:
         """Corrected seconds until the first device is predicted to have finished all it runs (0 if one is idle)."""

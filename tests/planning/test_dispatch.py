@@ -26,6 +26,7 @@ from spectrabench.planning.placement import (
     predicted_length_s,
 )
 from spectrabench.planning.schedule import Policy, SlotState, WorkItem
+from spectrabench.planning.speeds import DeviceRate
 
 
 def item(key: str, model: str = "m", runtime: float = 100.0, load: float = 0.0, mem: float = 10.0,
@@ -240,6 +241,23 @@ def test_the_last_small_job_shares_a_device_rather_than_wait_for_one() -> None:
                     n_devices=2, wait_s=100.0) == last
     assert next_job([last], slot("cuda:1", free=75.0, running=[short.key]), running=[Running(short, 100.0)],
                     n_devices=2) is None
+
+
+def test_an_idle_device_starts_small_items_first_when_sharing_it_they_outlast_the_longest_item() -> None:
+    smalls = [item(f"s{i}", model=f"s{i}", runtime=60.0, mem=5, params_b=0.5) for i in range(4)]
+    # Sharing a device the four take 60 s x slowdown(4) = 168 s, longer than the 100 s item alone: they go first.
+    big = item("big", model="big", runtime=100.0, mem=10)
+    assert DynamicLPT(n_devices=2).pick([big, *smalls], slot("cuda:0"), 0.0) in smalls
+    assert next_job([big, *smalls], slot("cuda:0"), n_devices=2) in smalls
+    # Two fit beside each other only (a 96 s pack): the longest item goes first, as it does without sharing.
+    assert next_job([big, *smalls], slot("cuda:0", total=16.0), n_devices=2) == big
+    longer = item("big", model="big", runtime=200.0, mem=20)
+    assert DynamicLPT(n_devices=2).pick([longer, *smalls], slot("cuda:0"), 0.0) == longer
+    assert next_job([longer, *smalls], slot("cuda:0"), n_devices=2) == longer
+    assert next_job([big, *smalls], slot("cuda:0"), n_devices=2, colocate=False) == big
+    # In a pool of unlike devices the slow cards are where small models go.
+    mixed = [DeviceRate("cuda:0", 80.0, 1.0), DeviceRate("cuda:1", 80.0, 0.25)]
+    assert DynamicLPT(n_devices=2, pool=mixed).pick([big, *smalls], slot("cuda:0"), 0.0) == big
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
