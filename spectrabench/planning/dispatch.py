@@ -204,11 +204,13 @@ class DynamicLPT:
         """Corrected seconds until the first device is predicted to have finished all it runs (0 if one is idle)."""
         if len(self._devices) < (self._n_devices or 0):
             return 0.0
-        ends: dict[str, float] = {device: 0.0 for device in self._devices}
-        for item, device, start in self._started.values():
+        ends = []
+        for device, keys in self._devices.items():
             speed = self._rates[device].speed if device in self._rates else 1.0
-            ends[device] = max(ends.get(device, 0.0), scale * self._priority(item) / speed - (now - start))
-        return max(0.0, min(ends.values(), default=0.0))
+            ends.append(max((scale * self._priority(item) / speed - (now - start)
+                             for item, _, start in (self._started[k] for k in keys if k in self._started)),
+                            default=0.0))
+        return max(0.0, min(ends, default=0.0))
 
     def _leave_rule(self, slot: SlotState, now: float, scale: float) -> Callable[[WorkItem, float], bool] | None:
         """In a pool of unlike devices, `speeds.leave_to_faster` for `slot`, from what runs where now."""
