@@ -30,6 +30,7 @@ from spectrabench.planning.placement import (
     MARGIN_FRACTION,
     MARGIN_GB,
     MAX_SHARING,
+    RestOfRun,
     Running,
     can_share,
     fits,
@@ -65,8 +66,8 @@ class Context:
     mem_cap_gb: float  # the largest per-device memory that fits with the margin
     # In a pool of unlike devices: whether this device should leave an item (of a corrected length) to a faster one.
     leave: Callable[[WorkItem, float], bool] | None = None
-    # Corrected seconds until some device is predicted to be free: when a job not started here could start.
-    wait_s: float = 0.0
+    # The other devices and the queue, in corrected seconds, when the device is busy (`placement.colocation_pays`).
+    rest: RestOfRun | None = None
 
 
 def make_context(slot: SlotState, running: Sequence[Running], queued_work_s: float, n_devices: int, to_seconds: float,
@@ -103,7 +104,8 @@ def admissible(item: WorkItem, priority: float, ctx: Context) -> bool:
         return False
     item_s = priority * ctx.to_seconds
     return should_colocate(item, ctx.slot, (), running=ctx.running, n_devices=ctx.n_devices, item_s=item_s,
-                           queued_work_s=max(0.0, ctx.queued_work_s - item_s), wait_s=ctx.wait_s)
+                           queued_work_s=max(0.0, ctx.queued_work_s - item_s),
+                           rest=None if ctx.rest is None else ctx.rest.without(item_s))
 
 
 def choose(candidates: Candidates, warm: Candidates | None, ctx: Context) -> WorkItem | None:
@@ -167,7 +169,7 @@ def fallback(candidates: Candidates, slot: SlotState, leave: Callable[[WorkItem,
 
 def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: float | Mapping[str, float] = 1.0, *,
              running: Sequence[Running] = (), n_devices: int = 1, colocate: bool = True,
-             wait_s: float = 0.0) -> WorkItem | None:
+             rest: RestOfRun | None = None) -> WorkItem | None:
     """The item to start on `slot` now, or None (see the module docstring). Pure; O(n log n) in the queue.
 
     Args:
@@ -177,7 +179,8 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
         running: The items running on `slot`, with their predicted time left; co-location needs all of them.
         n_devices: Devices in the pool.
         colocate: Whether a busy device may take another job at all.
-        wait_s: Seconds until some device is predicted to be free (`placement.colocation_pays`).
+        rest: When busy: the other devices and the queue (`placement.colocation_pays`), `slot`'s candidate included
+            in the queue.
     """
     def scale(model: str) -> float:
         if isinstance(predictions_scale, Mapping):
@@ -187,7 +190,7 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
     ranked = sorted(((scale(item.model) * area_s(item), index, item) for index, item in enumerate(queue)),
                     key=lambda c: (-c[0], c[2].model, c[1]))
     ctx = dataclasses.replace(make_context(slot, running, sum(c[0] for c in ranked), n_devices, 1.0, colocate),
-                              wait_s=wait_s)
+                              rest=rest)
     min_mem: dict[str, float] = {}
     shareable: set[str] = set()
     for item in queue:

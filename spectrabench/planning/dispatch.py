@@ -21,7 +21,7 @@ from spectrabench.planning.choice import (
     make_context,
     pack_instead,
 )
-from spectrabench.planning.placement import MAX_SHARING, Running, can_share, per_device_mem_gb
+from spectrabench.planning.placement import MAX_SHARING, RestOfRun, Running, can_share, per_device_mem_gb
 from spectrabench.planning.queueindex import ModelBucket, area_s
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import DeviceRate, is_mixed, slow_device_rule
@@ -32,6 +32,8 @@ PRIOR_WEIGHT = 2.0
 RATIO_RANGE = (0.05, 20.0)
 # How far the global log-ratio may drift before every model's relative scale is re-derived from it (~2%).
 _RESHRINK_LOG = 0.02
+# Up to this many queued items, sharing a device is weighed against the queue job by job (`placement.RestOfRun`).
+REST_ITEMS = 64
 
 
 class DynamicLPT:
@@ -190,7 +192,12 @@ class DynamicLPT:
         leave = self._leave_rule(slot, now, scale)
         if leave is not None:
             ctx = dataclasses.replace(ctx, leave=leave)
-        return dataclasses.replace(ctx, wait_s=self._next_free_s(now, scale)) if ctx.busy else ctx
+        if not ctx.busy:
+            return ctx
+        # The queue job by job only near the end: earlier its total says enough, and listing it costs O(n).
+        queued = (tuple(scale * self._priority(item) for item, _ in self._pending.values())
+                  if len(self._pending) <= REST_ITEMS else None)
+        return dataclasses.replace(ctx, rest=RestOfRun(self._others_free_s(slot.device_id, now, scale), queued))
 
     def _pack_first(self, choice: WorkItem, slot: SlotState, ctx: Context) -> WorkItem | None:
         """`choice.pack_instead` over the pending items of models that can share, highest priority first."""
@@ -200,17 +207,18 @@ class DynamicLPT:
         finally:
             walk.close()
 
-    def _next_free_s(self, now: float, scale: float) -> float:
-        """Corrected seconds until the first device is predicted to have finished all it runs (0 if one is idle)."""
-        if len(self._devices) < (self._n_devices or 0):
-            return 0.0
-        ends = []
+    def _others_free_s(self, device_id: str, now: float, scale: float) -> tuple[float, ...]:
+        """Corrected seconds until each other device is predicted to have finished all it is believed to run (0 for
+        one idle or not seen yet)."""
+        ends = [0.0] * max(0, (self._n_devices or 0) - len(self._devices))
         for device, keys in self._devices.items():
+            if device == device_id:
+                continue
             speed = self._rates[device].speed if device in self._rates else 1.0
             ends.append(max((scale * self._priority(item) / speed - (now - start)
                              for item, _, start in (self._started[k] for k in keys if k in self._started)),
                             default=0.0))
-        return max(0.0, min(ends, default=0.0))
+        return tuple(max(0.0, end) for end in ends)
 
     def _leave_rule(self, slot: SlotState, now: float, scale: float) -> Callable[[WorkItem, float], bool] | None:
         """In a pool of unlike devices, `speeds.leave_to_faster` for `slot`, from what runs where now."""

@@ -15,6 +15,7 @@ busy for longer than the jobs sharing the device take to finish together (`share
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -159,21 +160,64 @@ def shared_finish_s(lengths_s: Sequence[float]) -> float:
     return finish
 
 
+class RestOfRun(NamedTuple):
+    """The rest of the run as a busy device sees it when weighing a job to share it.
+
+    Attributes:
+        others_free_s: When each other device is predicted to have finished all it runs (0 when idle).
+        queued_s: The queued jobs' predicted lengths, the candidate's not among them; None when the queue is too
+            long to weigh job by job (sharing is then judged by its total alone).
+    """
+
+    others_free_s: tuple[float, ...]
+    queued_s: tuple[float, ...] | None = None
+
+    def without(self, length_s: float) -> RestOfRun:
+        """The same with one queued job of `length_s` (the candidate's) taken out."""
+        if not self.queued_s:
+            return self
+        index = min(range(len(self.queued_s)), key=lambda i: abs(self.queued_s[i] - length_s))  # type: ignore[index]
+        return self._replace(queued_s=self.queued_s[:index] + self.queued_s[index + 1:])
+
+
 def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_work_s: float,
-                    n_devices: int, wait_s: float = 0.0) -> bool:
+                    n_devices: int, rest: RestOfRun | None = None) -> bool:
     """Whether adding a job of `item_s` seconds next to jobs with `running_remaining_s` left shortens the run.
 
     Sharing raises throughput, but it stretches the new job and the running ones until the device is done with all
     of them (`shared_finish_s`). That is harmless while the rest of the queue keeps every device busy for longer
-    (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail, unless the device is done
-    with all of them before the new job could end anyway: after waiting `wait_s` for a device to free up, alone.
-    At the end of a run of small models that is what lets the last few share instead of queueing one by one.
+    (`queued_work_s / n_devices`), and lengthens the makespan when they are the tail. Near the end of a run, `rest`
+    says more: sharing also pays when the device is done with them all before the new job could end otherwise
+    (waiting for the first device to free up, then alone), or when the queue, placed longest first on the devices
+    as they free up, ends sooner with the job shared here than with it queued. At the end of a run of small models
+    that lets the last few share instead of queueing one by one.
     """
     n = len(running_remaining_s) + 1
     if n > MAX_SHARING or n / colocation_slowdown(n) <= 1.0:
         return False
-    return shared_finish_s([item_s, *running_remaining_s]) <= max(queued_work_s / max(1, n_devices),
-                                                                   wait_s + item_s)
+    shared = shared_finish_s([item_s, *running_remaining_s])
+    if shared <= queued_work_s / max(1, n_devices):
+        return True
+    if rest is None:
+        return False
+    own = max(running_remaining_s, default=0.0)
+    if shared <= min(own, *rest.others_free_s) + item_s:
+        return True
+    if rest.queued_s is None:
+        return False
+    # A gain under 0.1% is rounding, not worth stretching jobs for.
+    return (_lpt_end([shared, *rest.others_free_s], rest.queued_s)
+            < (1 - 1e-3) * _lpt_end([own, *rest.others_free_s], [item_s, *rest.queued_s]))
+
+
+def _lpt_end(free_at_s: Sequence[float], lengths_s: Sequence[float]) -> float:
+    """When the last device is done if `lengths_s` go longest first to the first free of devices free at
+    `free_at_s`."""
+    ends = list(free_at_s)
+    heapq.heapify(ends)
+    for length in sorted(lengths_s, reverse=True):
+        heapq.heappush(ends, heapq.heappop(ends) + length)
+    return max(ends)
 
 
 def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
@@ -197,7 +241,7 @@ def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
 
 def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], *, running: Sequence[Running] = (),
                     n_devices: int = 1, item_s: float | None = None, queued_work_s: float | None = None,
-                    wait_s: float = 0.0) -> bool:
+                    rest: RestOfRun | None = None) -> bool:
     """Whether starting `item` on `slot` next to what runs there pays (see the module docstring).
 
     An empty slot is no co-location: always True. Otherwise every job involved must be able to share, each job
@@ -211,6 +255,7 @@ def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], 
         n_devices: Devices in the pool.
         item_s: The candidate's (corrected) predicted length; its cold predicted length by default.
         queued_work_s: The queue's (corrected) predicted work without the candidate, when the caller keeps it.
+        rest: The other devices and the queue, the candidate not in it (`colocation_pays`), when known.
     """
     if not slot.running:
         return True
@@ -221,4 +266,4 @@ def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], 
     length = predicted_length_s(item) if item_s is None else item_s
     if queued_work_s is None:
         queued_work_s = sum(predicted_length_s(q) for q in queue if q.key != item.key)
-    return colocation_pays(length, [r.remaining_s for r in running], queued_work_s, n_devices, wait_s)
+    return colocation_pays(length, [r.remaining_s for r in running], queued_work_s, n_devices, rest)

@@ -18,6 +18,7 @@ from spectrabench.planning.choice import WARM_WINDOW, next_job
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.placement import (
     MAX_SHARING,
+    RestOfRun,
     Running,
     colocation_slowdown,
     fits,
@@ -238,7 +239,7 @@ def test_the_last_small_job_shares_a_device_rather_than_wait_for_one() -> None:
     again.pick([short, last], slot("cuda:1"), 0.0)
     assert again.pick([last], slot("cuda:0", free=75.0, running=[long.key]), 0.0) is None
     assert next_job([last], slot("cuda:1", free=75.0, running=[short.key]), running=[Running(short, 100.0)],
-                    n_devices=2, wait_s=100.0) == last
+                    n_devices=2, rest=RestOfRun((1000.0,), (90.0,))) == last
     assert next_job([last], slot("cuda:1", free=75.0, running=[short.key]), running=[Running(short, 100.0)],
                     n_devices=2) is None
 

@@ -8,6 +8,7 @@ import pytest
 
 from spectrabench.planning.placement import (
     MAX_SHARING,
+    RestOfRun,
     Running,
     colocation_pays,
     colocation_slowdown,
@@ -89,9 +90,14 @@ def test_sharing_pays_only_while_the_queue_keeps_every_device_busy() -> None:
     assert not colocation_pays(1.0, [1.0] * MAX_SHARING, queued_work_s=1e9, n_devices=1)
     # Nothing else queued: sharing pays when the device is done with both (130 s) before the job, waiting for a
     # device to free up and then running alone, would end.
-    assert colocation_pays(100.0, [50.0], queued_work_s=0.0, n_devices=2, wait_s=40.0)
-    assert not colocation_pays(100.0, [50.0], queued_work_s=0.0, n_devices=2, wait_s=20.0)
-    assert not colocation_pays(100.0, [500.0], queued_work_s=0.0, n_devices=2, wait_s=100.0)  # stretches a tail
+    assert colocation_pays(100.0, [50.0], queued_work_s=0.0, n_devices=2, rest=RestOfRun((40.0,), ()))
+    assert not colocation_pays(100.0, [50.0], queued_work_s=0.0, n_devices=2, rest=RestOfRun((20.0,), ()))
+    assert not colocation_pays(100.0, [500.0], queued_work_s=0.0, n_devices=2, rest=RestOfRun((100.0,), ()))
+    # A 50 s job beside 200 s left, the other device free at 100 s and a 100 s job queued: queued longest first,
+    # the 100 s job ends at 200 s and this one at 250 s; shared here (done at 230 s), the other ends at 200 s.
+    assert colocation_pays(50.0, [200.0], queued_work_s=100.0, n_devices=2, rest=RestOfRun((100.0,), (100.0,)))
+    assert not colocation_pays(50.0, [200.0], queued_work_s=100.0, n_devices=2, rest=RestOfRun((100.0,)))
+    assert not colocation_pays(50.0, [200.0], queued_work_s=100.0, n_devices=2)
 
 
 def test_jobs_sharing_a_device_finish_sooner_together_than_in_turn_but_later_than_alone() -> None:
