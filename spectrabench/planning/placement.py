@@ -201,7 +201,7 @@ def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_
     if rest is None:
         return False
     own = max(running_remaining_s, default=0.0)
-    if shared <= min(own, *rest.others_free_s) + item_s:
+    if shared <= min((own, *rest.others_free_s)) + item_s:
         return True
     if rest.queued_s is None:
         return False

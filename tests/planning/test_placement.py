@@ -98,6 +98,8 @@ def test_sharing_pays_only_while_the_queue_keeps_every_device_busy() -> None:
     assert colocation_pays(50.0, [200.0], queued_work_s=100.0, n_devices=2, rest=RestOfRun((100.0,), (100.0,)))
     assert not colocation_pays(50.0, [200.0], queued_work_s=100.0, n_devices=2, rest=RestOfRun((100.0,)))
     assert not colocation_pays(50.0, [200.0], queued_work_s=100.0, n_devices=2)
+    # One device: nothing else frees up, so the job would wait for this one (done at 74 s shared, 90 s in turn).
+    assert colocation_pays(40.0, [50.0], queued_work_s=0.0, n_devices=1, rest=RestOfRun((), ()))
 
 
 def test_jobs_sharing_a_device_finish_sooner_together_than_in_turn_but_later_than_alone() -> None:
