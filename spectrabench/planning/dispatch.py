@@ -184,9 +184,8 @@ class DynamicLPT:
 
     def _context(self, slot: SlotState, now: float) -> Context:
         scale = self.global_scale()
-        speed = self._rates[slot.device_id].speed if slot.device_id in self._rates else 1.0
-        running = tuple(Running(item, max(0.0, scale * self._priority(item) / speed - (now - start)))
-                        for item, _, start in (self._started[k] for k in slot.running if k in self._started))
+        running = tuple(Running(self._started[k][0], self._left_s(k, now, scale))
+                        for k in slot.running if k in self._started)
         ctx = make_context(slot, running, max(0.0, scale * self._work_rel),
                        max(self._n_devices or 1, len(self._devices)), scale, allowed=True)
         leave = self._leave_rule(slot, now, scale)
@@ -210,15 +209,15 @@ class DynamicLPT:
     def _others_free_s(self, device_id: str, now: float, scale: float) -> tuple[float, ...]:
         """Corrected seconds until each other device is predicted to have finished all it is believed to run (0 for
         one idle or not seen yet)."""
-        ends = [0.0] * max(0, (self._n_devices or 0) - len(self._devices))
-        for device, keys in self._devices.items():
-            if device == device_id:
-                continue
-            speed = self._rates[device].speed if device in self._rates else 1.0
-            ends.append(max((scale * self._priority(item) / speed - (now - start)
-                             for item, _, start in (self._started[k] for k in keys if k in self._started)),
-                            default=0.0))
-        return tuple(max(0.0, end) for end in ends)
+        idle = (0.0,) * max(0, (self._n_devices or 0) - len(self._devices))
+        return idle + tuple(max((self._left_s(k, now, scale) for k in keys if k in self._started), default=0.0)
+                            for device, keys in self._devices.items() if device != device_id)
+
+    def _left_s(self, key: str, now: float, scale: float) -> float:
+        """Corrected seconds the started job `key` is predicted to run still on its device (never below 0)."""
+        item, device, start = self._started[key]
+        speed = self._rates[device].speed if device in self._rates else 1.0
+        return max(0.0, scale * self._priority(item) / speed - (now - start))
 
     def _leave_rule(self, slot: SlotState, now: float, scale: float) -> Callable[[WorkItem, float], bool] | None:
         """In a pool of unlike devices, `speeds.leave_to_faster` for `slot`, from what runs where now."""

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from spectrabench.planning.draws import lognormal_draws
 from spectrabench.planning.pieces import SPARE_RESERVE, TAIL_RESERVE, grouping_budget, merge_items
-from spectrabench.planning.placement import per_device_mem_gb
+from spectrabench.planning.placement import lpt_end, per_device_mem_gb
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.speeds import DeviceRate, assign, is_mixed
 from spectrabench.taskparts import whole_name
@@ -85,10 +85,7 @@ def lpt_makespan(lengths: Iterable[float], n_devices: int) -> float:
     """The makespan of longest-first list scheduling of `lengths` on `n_devices` identical devices."""
     if n_devices < 1:
         raise ValueError(f"need at least one device, got {n_devices}")
-    loads = [0.0] * n_devices
-    for length in sorted(lengths, reverse=True):
-        heapq.heappush(loads, heapq.heappop(loads) + length)
-    return max(loads)
+    return lpt_end([0.0] * n_devices, lengths)
 
 
 def _noisy_runtimes(models: Mapping[str, _ModelSplits]) -> list[dict[str, list[float]]]:

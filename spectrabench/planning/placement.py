@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from spectrabench.planning.schedule import SlotState, WorkItem
@@ -176,8 +176,9 @@ class RestOfRun(NamedTuple):
         """The same with one queued job of `length_s` (the candidate's) taken out."""
         if not self.queued_s:
             return self
-        index = min(range(len(self.queued_s)), key=lambda i: abs(self.queued_s[i] - length_s))  # type: ignore[index]
-        return self._replace(queued_s=self.queued_s[:index] + self.queued_s[index + 1:])
+        queued = self.queued_s
+        index = min(range(len(queued)), key=lambda i: abs(queued[i] - length_s))
+        return self._replace(queued_s=queued[:index] + queued[index + 1:])
 
 
 def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_work_s: float,
@@ -206,13 +207,13 @@ def colocation_pays(item_s: float, running_remaining_s: Sequence[float], queued_
     if rest.queued_s is None:
         return False
     # A gain under 0.1% is rounding, not worth stretching jobs for.
-    return (_lpt_end([shared, *rest.others_free_s], rest.queued_s)
-            < (1 - 1e-3) * _lpt_end([own, *rest.others_free_s], [item_s, *rest.queued_s]))
+    return (lpt_end([shared, *rest.others_free_s], rest.queued_s)
+            < (1 - 1e-3) * lpt_end([own, *rest.others_free_s], [item_s, *rest.queued_s]))
 
 
-def _lpt_end(free_at_s: Sequence[float], lengths_s: Sequence[float]) -> float:
-    """When the last device is done if `lengths_s` go longest first to the first free of devices free at
-    `free_at_s`."""
+def lpt_end(free_at_s: Sequence[float], lengths_s: Iterable[float]) -> float:
+    """When the last device is done if `lengths_s` go longest first (LPT list scheduling) to the first free of
+    devices free at `free_at_s`."""
     ends = list(free_at_s)
     heapq.heapify(ends)
     for length in sorted(lengths_s, reverse=True):

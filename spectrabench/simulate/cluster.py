@@ -303,17 +303,18 @@ class _Run:
         idle for a tail to move, stop sooner, at the next end of a running task or `_RECHECK_S` on, whichever
         comes first, so that the next `dispatch` asks again as the real driver does (it looks every second)."""
         running = self.running_attempts()
-        first: _Attempt | None = min(running, key=lambda a: a.remaining / a.rate)
-        step = first.remaining / first.rate if first is not None else 0.0
+        first = min(running, key=lambda a: a.remaining / a.rate)
+        step = first.remaining / first.rate
+        ending: _Attempt | None = first
         if self.moves_left and not self.queue and any(not d.running for d in self.devices):
             recheck = min([_RECHECK_S, *(a.to_next_task() / a.rate for a in running if not a.oom)])
             if recheck < step:
-                first, step = None, recheck
+                ending, step = None, recheck
         self.now += step
         ended: list[_Attempt] = []
         for attempt in running:
             attempt.remaining -= step * attempt.rate
-            if attempt is first or attempt.remaining <= _DONE_EPS:
+            if attempt is ending or attempt.remaining <= _DONE_EPS:
                 ended.append(attempt)
         for attempt in ended:
             self.finish(attempt)
