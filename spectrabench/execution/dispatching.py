@@ -15,7 +15,7 @@ from spectrabench.execution.executor import AttemptResult, Executor
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.jobs import Job
-from spectrabench.planning.placement import can_share, offerable, per_device_mem_gb
+from spectrabench.planning.placement import can_share, offerable
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import pool_rates
 from spectrabench.planning.tails import RunningJob, tail_move
@@ -81,9 +81,12 @@ def _need(job: Job, need: int, on_gpu: bool) -> int:
     return max(need, job.gpus) if on_gpu else need
 
 
-def _slot(device: DeviceSpec, keys: list[str], items: Mapping[str, WorkItem], last_model: str | None) -> SlotState:
-    """`device` as the policy sees it: what runs there, and its memory less their predicted peaks."""
-    used = sum(per_device_mem_gb(items[key]) for key in keys if key in items)
+def _slot(device: DeviceSpec, keys: list[str], items: Mapping[str, WorkItem], last_model: str | None,
+          finished: Mapping[str, int] | None = None) -> SlotState:
+    """`device` as the policy sees it: what runs there, and its memory less their predicted peaks, each of the
+    tasks a job has left (`finished`: tasks done so far by job key; its worker frees its cache between tasks)."""
+    done = finished or {}
+    used = sum(items[key].mem_from(done.get(key, 0)) / max(1, items[key].gpus) for key in keys if key in items)
     return SlotState(device_id=device.id, total_mem_gb=device.total_mem_gb,
                      free_mem_gb=max(0.0, device.free_mem_gb - used), running=tuple(keys), last_model=last_model)
 
@@ -121,8 +124,10 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
             chosen: tuple[DeviceSpec, ...] = ()
             if policy is not None and need == 1:
                 view = [items.setdefault(s.job.job_key, run.item_for(s)) for s in queue]
+                # Memory a busy device frees as its jobs finish their heavy tasks (`WorkItem.mem_from`).
+                finished = {job.item.key: job.finished for job in run.running_jobs()} if colocate and not free else {}
                 pick, chosen = _pick(policy, view, free, devices if colocate else [], occupants, items, last_model,
-                                     time.monotonic() - t0)
+                                     time.monotonic() - t0, finished)
                 if pick is None:
                     break
                 state = next(s for s in queue if s.job.job_key == pick.key)
@@ -177,11 +182,11 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
 
 def _pick(policy: DynamicLPT, queue: list[WorkItem], free: list[DeviceSpec], shareable: list[DeviceSpec],
           occupants: Mapping[str, list[str]], items: Mapping[str, WorkItem], last_model: Mapping[str, str | None],
-          now: float) -> tuple[WorkItem | None, tuple[DeviceSpec, ...]]:
+          now: float, finished: Mapping[str, int] | None = None) -> tuple[WorkItem | None, tuple[DeviceSpec, ...]]:
     """What the policy starts next and on which devices: on a free device, the first that takes something (with
     free partners for a job split over k GPUs, which is offered only while k are free: `placement.offerable`; a
     slow card of a mixed pool may leave every job to a faster one), or, with none free, beside the jobs on a busy
-    device in `shareable`, the least shared first."""
+    device in `shareable`, the least shared first (`finished`: the tasks each running job has done)."""
     view = offerable(queue, len(free) - 1) if free else []
     for index, device in enumerate(free if view else []):
         pick = policy.pick(view, _slot(device, [], items, last_model.get(device.id)), now)
@@ -191,7 +196,8 @@ def _pick(policy: DynamicLPT, queue: list[WorkItem], free: list[DeviceSpec], sha
         return None, ()
     view = offerable(queue, 0)
     for device in sorted(shareable, key=lambda d: len(occupants[d.id])):
-        pick = policy.pick(view, _slot(device, occupants[device.id], items, last_model.get(device.id)), now)
+        pick = policy.pick(view, _slot(device, occupants[device.id], items, last_model.get(device.id), finished),
+                           now)
         if pick is not None:
             return pick, (device,)
     return None, ()

@@ -103,6 +103,19 @@ def _resolve_pretrained(spec: WorkerSpec) -> str:
     return spec.model.pretrained
 
 
+def _release_cached_memory() -> None:
+    """Give the memory the last task's batches took back to the GPU. PyTorch's allocator keeps freed blocks, which
+    the device (and jobs beside this one) still count as used: without this a worker would hold its heaviest task's
+    peak to its end, while the scheduler counts only the peak of the tasks it has left (`WorkItem.mem_from`)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def _limit_gpu_memory(limit_gb: float) -> None:
     """Hold this process to `limit_gb` on every visible GPU: torch's allocator raises a real out-of-memory error
     beyond it, which the driver retries at a smaller batch like any other."""
@@ -265,6 +278,7 @@ def run_worker(attempt_dir: Path) -> int:
         tasks[task.name] = {"seconds": time.perf_counter() - started, "n_samples": n_samples,
                             "finished_at": time.time(), "batch_size": batch}
         progress.save(tasks=tasks)
+        _release_cached_memory()
     progress.save(finished_at=time.time())
     return 0
 

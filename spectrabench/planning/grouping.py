@@ -38,7 +38,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from spectrabench.planning.draws import lognormal_draws
-from spectrabench.planning.pieces import SPARE_RESERVE, TAIL_RESERVE, grouping_budget, merge_items
+from spectrabench.planning.pieces import SPARE_RESERVE, TAIL_RESERVE, grouping_budget, merge_items, run_order
 from spectrabench.planning.placement import lpt_end, per_device_mem_gb
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.planning.speeds import DeviceRate, assign, is_mixed
@@ -407,8 +407,7 @@ def group_and_score(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices:
         options, best = spare, min(o[0] for o in spare)
     # Fewest pieces among the near-best; on equal counts one per model, then the better quick score, wins.
     expected, _, chosen = min((o for o in options if o[0] <= best * (1 + MIN_GAIN)), key=lambda o: o[1])
-    # Inside a job the longest task runs first: a worker's slow start shows early in its progress, and what is left
-    # unstarted at the end, for an idle device to take (`planning.tails`), is short (simulated: p95 / LB 1.27 ->
-    # 1.24 on standard 8xH100-80GB, 1.34 -> 1.31 on extended; profile order would leave a long task for last).
-    return [merge_items([s.items[i] for i in sorted(b, key=lambda i: (-s.runtimes[i], i))])
-            for m, s in models.items() for b in chosen[m]], expected
+    # Inside a job the memory-heavy tasks run first, then the longest (`run_order`): what is left unstarted at the
+    # end, for an idle device to take (`planning.tails`), is short (longest first against profile order, simulated:
+    # p95 / LB 1.27 -> 1.24 on standard 8xH100-80GB, 1.34 -> 1.31 on extended).
+    return [merge_items(run_order([s.items[i] for i in b])) for m, s in models.items() for b in chosen[m]], expected

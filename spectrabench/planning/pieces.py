@@ -31,6 +31,9 @@ TAIL_RESERVE = 0.5
 # Loads per device also left for tail moves unless cutting them is clearly worth more (`grouping.SPARE_GAIN`):
 # the 1.0 above without the cost.
 SPARE_RESERVE = 1.0
+# Within a job, tasks whose predicted peaks lie within this factor of one another form a tier, counted down from the
+# job's heaviest task; tiers run heaviest first (`run_order`).
+MEMORY_TIER = 2.5
 
 
 def worker_group(model: str, gpus: int) -> str:
@@ -50,6 +53,29 @@ def grouping_budget(n_models: int, n_devices: int, tail_reserve: float = TAIL_RE
     """The pieces grouping may plan: the load budget (over `n_slots` where small jobs share devices) less
     `tail_reserve` loads per device kept for tail moves, never fewer than one piece per model."""
     return max(n_models, load_budget(n_models, n_slots or n_devices) - math.floor(tail_reserve * n_devices))
+
+
+def run_order(items: Sequence[WorkItem]) -> list[WorkItem]:
+    """The order one worker runs `items` in: memory tiers heaviest first (`MEMORY_TIER`), longest first within a
+    tier, ties in the given order.
+
+    The worker frees its cached memory between tasks, so once a job's heavy tasks are done it holds less, and small
+    jobs can join it on its device (`WorkItem.mem_from`). Longest first within a tier leaves short tasks unstarted
+    at the end, for an idle device to take (`planning.tails`), and shows a worker's slow start early. Simulated p95
+    makespan / LB, with the job's whole peak held to its end and longest first -> this: extended 2xA100-80GB, seeds
+    40-99, 1.041 -> 1.028 (noise 0.2) and 1.058 -> 1.041 (0.5); extended 8xH100-80GB, 60 seeds, 1.199 -> 1.180 and
+    1.207 -> 1.200; standard 8xH100-80GB, 80 seeds, 1.225 -> 1.225 and 1.316 -> 1.307. Memory first outright cost
+    the tails: standard 8xH100-80GB at noise 0.2, 20 seeds, 1.173 -> 1.305.
+    """
+    heaviest = max((i.predicted_mem_gb for i in items), default=0.0)
+
+    def tier(item: WorkItem) -> int:
+        if heaviest <= 0 or item.predicted_mem_gb <= 0:
+            return 0
+        return math.floor(math.log(heaviest / item.predicted_mem_gb) / math.log(MEMORY_TIER) + 1e-9)
+
+    order = sorted(range(len(items)), key=lambda i: (tier(items[i]), -items[i].predicted_runtime_s, i))
+    return [items[i] for i in order]
 
 
 def merge_items(items: Sequence[WorkItem]) -> WorkItem:
@@ -78,7 +104,7 @@ def merge_items(items: Sequence[WorkItem]) -> WorkItem:
                     predicted_runtime_s=sum(i.predicted_runtime_s for i in items),
                     predicted_load_s=max(i.predicted_load_s for i in items),
                     predicted_mem_gb=max(i.predicted_mem_gb for i in items),
-                    task_runtimes_s=_task_runtimes(items))
+                    task_runtimes_s=_task_runtimes(items), task_mems_gb=_task_mems(items))
 
 
 def _task_runtimes(items: Sequence[WorkItem]) -> tuple[float, ...]:
@@ -92,6 +118,20 @@ def _task_runtimes(items: Sequence[WorkItem]) -> tuple[float, ...]:
         else:
             return ()
     return tuple(runtimes)
+
+
+def _task_mems(items: Sequence[WorkItem]) -> tuple[float, ...]:
+    """Per-task predicted peaks of merged items; a one-task member's is its peak (empty when any other member's
+    split is unknown)."""
+    mems: list[float] = []
+    for item in items:
+        if len(item.task_mems_gb) == len(item.tasks):
+            mems.extend(item.task_mems_gb)
+        elif len(item.tasks) == 1:
+            mems.append(item.predicted_mem_gb)
+        else:
+            return ()
+    return tuple(mems)
 
 
 def one_item_per_model(items_by_model: Mapping[str, Sequence[WorkItem]]) -> list[WorkItem]:

@@ -127,17 +127,22 @@ def rejoin_parts(item: WorkItem) -> WorkItem:
     if not complete:
         return item
     known = len(item.task_runtimes_s) == len(item.tasks)
+    mems_known = len(item.task_mems_gb) == len(item.tasks)
     tasks: list[str] = []
     runtimes: list[float] = []
+    mems: list[float] = []
     for position, name in enumerate(item.tasks):
         part = parse_part(name)
         if part is None or part.task not in complete:
             tasks.append(name)
             runtimes.append(item.task_runtimes_s[position] if known else 0.0)
+            mems.append(item.task_mems_gb[position] if mems_known else 0.0)
         elif position == complete[part.task][0]:
             tasks.append(part.task)
             runtimes.append(sum(item.task_runtimes_s[p] for p in complete[part.task]) if known else 0.0)
-    return item.model_copy(update={"tasks": tuple(tasks), "task_runtimes_s": tuple(runtimes) if known else ()})
+            mems.append(max(item.task_mems_gb[p] for p in complete[part.task]) if mems_known else 0.0)
+    return item.model_copy(update={"tasks": tuple(tasks), "task_runtimes_s": tuple(runtimes) if known else (),
+                                   "task_mems_gb": tuple(mems) if mems_known else ()})
 
 
 def plan_pieces(items_by_model: Mapping[str, Sequence[WorkItem]], n_devices: int,
@@ -183,18 +188,23 @@ def in_parts(piece: WorkItem, parts_of: Mapping[tuple[str, str], Sequence[WorkIt
     a whole group, and only finer parts can then move.
     """
     known = len(piece.task_runtimes_s) == len(piece.tasks)
+    mems_known = len(piece.task_mems_gb) == len(piece.tasks)
     tasks: list[str] = []
     runtimes: list[float] = []
+    mems: list[float] = []
     for position, name in enumerate(piece.tasks):
         parts = _finer(piece.model, name, parts_of, leaves or {})
         tasks += [part.tasks[0] for part in parts] or [name]
         runtimes += [part.predicted_runtime_s for part in parts] or [
             piece.task_runtimes_s[position] if known else 0.0]
+        # A part needs what its whole group needs: one leaf may hold the group's longest documents.
+        mems += [piece.task_mems_gb[position] if mems_known else 0.0] * max(1, len(parts))
     if len(tasks) == len(piece.tasks):
         return piece
     digest = hashlib.sha256("\n".join([piece.model, *tasks]).encode()).hexdigest()[:16]
     return piece.model_copy(update={"key": f"group-{digest}", "tasks": tuple(tasks),
-                                    "task_runtimes_s": tuple(runtimes) if known else ()})
+                                    "task_runtimes_s": tuple(runtimes) if known else (),
+                                    "task_mems_gb": tuple(mems) if mems_known else ()})
 
 
 def _finer(model: str, name: str, parts_of: Mapping[tuple[str, str], Sequence[WorkItem]],

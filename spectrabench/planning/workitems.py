@@ -38,11 +38,13 @@ def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, s
         return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names),
                         params_b=job.model.params_b, gpus=gpus, predicted_runtime_s=0.0, predicted_load_s=0.0,
                         predicted_mem_gb=0.0)
+    weights = weights_gb(job.model)
     return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=job.model.params_b,
                     gpus=gpus, predicted_runtime_s=max(0.0, forecast.runtime_s - forecast.load_s) * speed,
                     predicted_load_s=forecast.load_s * speed,
-                    predicted_mem_gb=sharded_peak_gb(forecast.peak_mem_gb, weights_gb(job.model), gpus) * gpus,
-                    task_runtimes_s=tuple(t.runtime_s * speed for t in forecast.tasks), subtasks=subtasks)
+                    predicted_mem_gb=sharded_peak_gb(forecast.peak_mem_gb, weights, gpus) * gpus,
+                    task_runtimes_s=tuple(t.runtime_s * speed for t in forecast.tasks), subtasks=subtasks,
+                    task_mems_gb=tuple(sharded_peak_gb(t.peak_mem_gb, weights, gpus) * gpus for t in forecast.tasks))
 
 
 def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int,

@@ -10,6 +10,12 @@ it died in halved (a cap on every task's batch), as the real driver does (at bat
 retried alone; alone at batch 1 it fails). A finished item's actual runtime goes back to the policy through
 `observe`.
 
+The worker frees its cached memory between tasks, so an attempt holds the true peak of the task at hand, not of its
+whole job, and the policy sees a running job's predicted peak of the tasks it has left (`WorkItem.mem_from`); the
+run is looked at again at every task's end. Should a task that starts need more than its device then has (a
+later task may be heavier, or a neighbour's truth larger than predicted), its attempt dies of OOM there and is
+retried whole (the real worker keeps what it finished: the simulator errs on the slow side).
+
 With `max_tail_moves`, a device left idle with nothing to start asks `planning.tails.tail_move` whether a running
 job's unstarted last tasks should move to it, as the real driver does: the policy sees each running job's progress
 (tasks finished, time in the task at hand) and its corrected predictions; the job then keeps only its head, and the
@@ -22,14 +28,15 @@ Each result carries the lower bound of its completed items (`simulate.bound`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.placement import offerable
 from spectrabench.planning.schedule import Policy, SlotState, WorkItem
 from spectrabench.planning.tails import RunningJob, tail_move
+from spectrabench.simulate.attempts import DONE_EPS, Attempt, PoolDevice, Segment
 from spectrabench.simulate.bound import lower_bound
 from spectrabench.simulate.truth import (
     DEFAULT_TRUTH,
@@ -42,26 +49,10 @@ from spectrabench.simulate.workload import item_key
 
 TruthFor = Mapping[str, SimJob] | Callable[[WorkItem], SimJob]
 
-_DONE_EPS = 1e-9
 # While a device idles for a tail to move, the run is looked at again at least this often (simulated seconds) and at
 # the end of every running task: a task at hand that overruns its prediction makes its group's other parts look
 # longer, and so a move worth its load.
 _RECHECK_S = 60.0
-_BOUNDARY_S = 1e-6
-
-
-class Segment(NamedTuple):
-    """One attempt on one device: when it ran, with which batch, and how it ended ("ok" or "oom")."""
-
-    key: str
-    model: str
-    start_s: float
-    end_s: float
-    attempt: int
-    batch_size: int
-    outcome: str
-    warm: bool
-    tasks: tuple[str, ...] = ()  # the tasks it ran (fewer than its key names once a tail moved off)
 
 
 class SimResult(NamedTuple):
@@ -101,57 +92,6 @@ class SimResult(NamedTuple):
         return self.makespan_s / self.lower_bound_s if self.lower_bound_s > 0 else 1.0
 
 
-@dataclass
-class _Attempt:
-    item: WorkItem
-    job: SimJob
-    number: int
-    start: float
-    remaining: float  # seconds of solo work left
-    runtime_share: float  # runtime / (load + runtime) of this attempt, to report the runtime part to `observe`
-    held_gb: float  # true memory it holds
-    oom: bool
-    warm: bool
-    crowded: bool  # other attempts ran on the device when it started
-    failing_batch: int  # when `oom`: the batch of the task it dies in
-    load_s: float  # its load, alone
-    task_s: list[float]  # each task's seconds alone, in order
-    devices: list[_Device] = field(default_factory=list)  # all it holds (several for a sharded item)
-    rate: float = 1.0
-
-    def to_next_task(self) -> float:
-        """Seconds of work alone until the task at hand finishes (a hair past it, so that it counts as finished)."""
-        finished, in_task, _ = self.progress()
-        if finished >= len(self.task_s):
-            return self.remaining
-        at_hand = self.task_s[finished] + (self.load_s if finished == 0 else 0.0)
-        return max(0.0, at_hand - in_task) + _BOUNDARY_S
-
-    def progress(self) -> tuple[int, float, tuple[float, ...]]:
-        """Tasks finished so far, seconds of work since the last one finished (or since the start), and the seconds
-        each finished task took (the first with the load)."""
-        done = sum(self.task_s) + self.load_s - self.remaining if not self.oom else 0.0
-        finished, edge = 0, 0.0
-        took: list[float] = []
-        for index, seconds in enumerate(self.task_s):
-            end = edge + seconds + (self.load_s if index == 0 else 0.0)
-            if end > done + _DONE_EPS:
-                break
-            finished, edge = index + 1, end
-            took.append(seconds + (self.load_s if index == 0 else 0.0))
-        return finished, max(0.0, done - edge), tuple(took)
-
-
-@dataclass
-class _Device:
-    spec: DeviceSpec
-    running: list[_Attempt] = field(default_factory=list)
-    last_model: str | None = None
-    busy_since: float = 0.0
-    busy_s: float = 0.0
-    timeline: list[Segment] = field(default_factory=list)
-
-
 class _Run:
     """The mutable state of one simulation."""
 
@@ -164,7 +104,7 @@ class _Run:
         self.moves_left = max_tail_moves
         self.moves = 0
         self.speeds = dict(speeds or {})  # predicted, by device kind
-        self.devices = [_Device(d) for d in devices]
+        self.devices = [PoolDevice(d) for d in devices]
         self.policy, self.seed, self.truth = policy, seed, truth
         self.max_per_device, self.oom_waste, self.max_attempts = max_per_device, oom_waste, max_attempts
         self.queue: list[WorkItem] = list(items)
@@ -191,7 +131,7 @@ class _Run:
                     self.view = tuple(offerable(self.queue, len(partners)))
                 elif self.view is None:
                     self.view = tuple(self.queue)
-                predicted = sum(a.item.predicted_mem_gb for a in device.running)
+                predicted = sum(a.item.mem_from(a.progress()[0]) for a in device.running)
                 slot = SlotState(device_id=device.spec.id, total_mem_gb=device.spec.total_mem_gb,
                                  free_mem_gb=device.spec.total_mem_gb - predicted,
                                  running=tuple(a.item.key for a in device.running), last_model=device.last_model)
@@ -210,36 +150,37 @@ class _Run:
                     self.sharded -= 1
                     break
 
-    def idle_like(self, device: _Device) -> list[_Device]:
+    def idle_like(self, device: PoolDevice) -> list[PoolDevice]:
         """The other idle devices of `device`'s kind (partners for a sharded item), none when `device` is busy."""
         if device.running:
             return []
         return [d for d in self.devices if d is not device and not d.running and d.spec.name == device.spec.name]
 
-    def start(self, item: WorkItem, devices: list[_Device]) -> None:
+    def start(self, item: WorkItem, devices: list[PoolDevice]) -> None:
         device = devices[0]
         job = self.truth_of(item)._replace(batch_size=self.batch[item.key], gpus=len(devices))
         self.attempts[item.key] += 1
         warm = device.last_model == item.model
         # Luck per (model, task) and seed: every attempt, grouping and policy meets the same world.
         cost = true_cost(job, device.spec, 1, None, config=self.truth, warm=warm, luck=str(self.seed))
-        free = min(d.spec.total_mem_gb - sum(a.held_gb for a in d.running) for d in devices)
+        free = min(d.spec.total_mem_gb - sum(a.held_now() for a in d.running) for d in devices)
         oom = cost.peak_mem_gb > free
         failing = self.failing_batch(job, device.spec, free) if oom else 0
         runtime = cost.runtime_s * (self.oom_waste if oom else 1.0)
         work = cost.load_s + runtime
-        # Each task's own seconds, for the progress a tail move sees (the same luck per task, so they add up).
-        task_s = [true_cost(job._replace(tasks=(task,), task_batches=(job.batch_of(i),)), device.spec, 1, None,
-                            config=self.truth, warm=warm, luck=str(self.seed),
-                            built=frozenset(t.name for t in job.tasks[:i])).runtime_s
-                  for i, task in enumerate(job.tasks)] if self.moves_left else [cost.runtime_s]
+        # Each task's own seconds and peak, for the progress a tail move sees and the memory held as tasks end (the
+        # same luck per task, so the seconds add up).
+        alone = [true_cost(job._replace(tasks=(task,), task_batches=(job.batch_of(i),)), device.spec, 1, None,
+                           config=self.truth, warm=warm, luck=str(self.seed),
+                           built=frozenset(t.name for t in job.tasks[:i])) for i, task in enumerate(job.tasks)]
+        task_s = [c.runtime_s for c in alone] if len(alone) > 1 else [cost.runtime_s]
         if warm:
             self.warm += 1
         else:
             self.cold += 1
-        attempt = _Attempt(item, job, self.attempts[item.key], self.now, work, runtime / work if work > 0 else 0.0,
+        attempt = Attempt(item, job, self.attempts[item.key], self.now, work, runtime / work if work > 0 else 0.0,
                            max(0.0, min(cost.peak_mem_gb, free)), oom, warm, bool(device.running), failing,
-                           cost.load_s, task_s, devices)
+                           cost.load_s, task_s, [c.peak_mem_gb for c in alone], devices)
         for held in devices:
             if not held.running:
                 held.busy_since = self.now
@@ -247,7 +188,7 @@ class _Run:
             held.last_model = item.model
             self.rerate(held)
 
-    def move_tail(self, device: _Device) -> None:
+    def move_tail(self, device: PoolDevice) -> None:
         """Ask `tail_move` for a running job's tail and start it on the idle `device` (see the module docstring)."""
         kind = {id(a): d.spec.name for d in self.devices for a in d.running}
         running = [(a, RunningJob(a.item, finished, in_task, speed=self.speeds.get(kind[id(a)], 1.0), done_s=took))
@@ -269,6 +210,7 @@ class _Run:
         attempt.job = job._replace(tasks=job.tasks[:n - count], task_batches=batches[:n - count])
         moved = attempt.task_s[n - count:]
         attempt.task_s = attempt.task_s[:n - count]
+        attempt.task_peak = attempt.task_peak[:n - count]
         if not attempt.oom:  # a doomed attempt dies when it would have anyway; its retry keeps only the head
             attempt.remaining -= sum(moved)
             kept = sum(attempt.task_s)
@@ -279,7 +221,7 @@ class _Run:
         self.moves_left -= 1
         self.start(tail_item, [device, *partners[:tail_item.gpus - 1]])
 
-    def running_attempts(self) -> list[_Attempt]:
+    def running_attempts(self) -> list[Attempt]:
         """Every running attempt once (a sharded one is on several devices)."""
         return list({id(a): a for d in self.devices for a in d.running}.values())
 
@@ -293,7 +235,7 @@ class _Run:
                 return job.batch_of(index)
         return max(job.batch_of(i) for i in range(len(job.tasks)))
 
-    def rerate(self, device: _Device) -> None:
+    def rerate(self, device: PoolDevice) -> None:
         k = len(device.running)
         for attempt in device.running:
             attempt.rate = 1.0 / colocation_slowdown(attempt.job, device.spec, k)
@@ -305,21 +247,39 @@ class _Run:
         running = self.running_attempts()
         first = min(running, key=lambda a: a.remaining / a.rate)
         step = first.remaining / first.rate
-        ending: _Attempt | None = first
+        ending: Attempt | None = first
+        # A task's end may free memory (the next task needs less) or take more: look again there.
+        boundary = min((a.to_next_task() / a.rate for a in running if a.has_next_task()), default=math.inf)
+        if boundary < step:
+            ending, step = None, boundary
         if self.moves_left and not self.queue and any(not d.running for d in self.devices):
             recheck = min([_RECHECK_S, *(a.to_next_task() / a.rate for a in running if not a.oom)])
             if recheck < step:
                 ending, step = None, recheck
+        before = {id(a): a.progress()[0] for a in running}
         self.now += step
-        ended: list[_Attempt] = []
+        ended: list[Attempt] = []
         for attempt in running:
             attempt.remaining -= step * attempt.rate
-            if attempt is ending or attempt.remaining <= _DONE_EPS:
+            if attempt is ending or attempt.remaining <= DONE_EPS:
                 ended.append(attempt)
         for attempt in ended:
             self.finish(attempt)
+        for attempt in running:
+            if attempt not in ended and attempt.progress()[0] > before[id(attempt)]:
+                self.check_memory(attempt)
 
-    def finish(self, attempt: _Attempt) -> None:
+    def check_memory(self, attempt: Attempt) -> None:
+        """`attempt` has just begun a task: it dies of OOM there if its devices cannot hold what it now needs."""
+        if all(sum(a.held_now() for a in d.running) <= d.spec.total_mem_gb + DONE_EPS for d in attempt.devices):
+            return
+        finished = attempt.progress()[0]
+        attempt.oom = True
+        attempt.failing_batch = attempt.job.batch_of(min(finished, len(attempt.task_s) - 1))
+        attempt.remaining = 0.0
+        self.finish(attempt)
+
+    def finish(self, attempt: Attempt) -> None:
         item = attempt.item
         for device in attempt.devices:
             device.running.remove(attempt)

@@ -303,6 +303,7 @@ def _merge(members: list[WorkItem], jobs: dict[str, SimJob]) -> tuple[WorkItem, 
         "predicted_load_s": max(m.predicted_load_s for m in members),
         "predicted_mem_gb": max(m.predicted_mem_gb for m in members),
         "task_runtimes_s": tuple(r for m in members for r in (m.task_runtimes_s or (m.predicted_runtime_s,))),
+        "task_mems_gb": tuple(r for m in members for r in (m.task_mems_gb or (m.predicted_mem_gb,))),
         "gpus": max(m.gpus for m in members)})
     truths = [jobs[m.key] for m in members]
     # One worker, each task at the batch chosen for it alone (the real worker sets the batch per task).

@@ -193,3 +193,16 @@ def test_in_a_mixed_pool_a_slow_card_leaves_the_longest_job_to_a_fast_one() -> N
     mixed = started({"NVIDIA L4": 0.25, "NVIDIA A100-SXM4-80GB": 1.0})
     assert mixed[jobs[2].job_key] == ("cuda:1",) and mixed[jobs[0].job_key] == ("cuda:0",)
     assert started(None)[jobs[2].job_key] == ("cuda:0",), "without speeds the first free card takes the longest"
+
+
+def test_a_busy_gpu_frees_the_memory_of_the_heavy_tasks_its_jobs_have_done() -> None:
+    from spectrabench.execution.dispatching import _slot
+
+    job = WorkItem(key="j", model="m", tasks=("heavy", "light"), params_b=1.0, predicted_runtime_s=10.0,
+                   predicted_load_s=1.0, predicted_mem_gb=15.0, task_mems_gb=(15.0, 4.0))
+    sharded = job.model_copy(update={"key": "s", "gpus": 2, "predicted_mem_gb": 30.0, "task_mems_gb": (30.0, 8.0)})
+    items = {"j": job, "s": sharded}
+    gpu = GPUS[0]
+    assert _slot(gpu, ["j"], items, None).free_mem_gb == 22.0 - 15.0
+    assert _slot(gpu, ["j"], items, None, {"j": 1}).free_mem_gb == 22.0 - 4.0
+    assert _slot(gpu, ["s"], items, None, {"s": 1}).free_mem_gb == 22.0 - 4.0, "its share of a split job's"

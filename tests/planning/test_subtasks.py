@@ -56,6 +56,8 @@ def test_parts_in_one_job_are_joined_back() -> None:
                                        "task_runtimes_s": (*(p.predicted_runtime_s for p in cut), 5.0)})
     joined = rejoin_parts(merged)
     assert joined.tasks == ("mmlu", "arc") and joined.task_runtimes_s == pytest.approx((1000.0, 5.0))
+    mems = merged.model_copy(update={"task_mems_gb": (*(9.0 + i for i in range(len(cut))), 2.0)})
+    assert rejoin_parts(mems).task_mems_gb == (9.0 + len(cut) - 1, 2.0), "a joined group needs its heaviest part's"
     some = merged.model_copy(update={"tasks": merged.tasks[:2], "task_runtimes_s": merged.task_runtimes_s[:2]})
     assert rejoin_parts(some) == some  # an incomplete set stays in parts
 
@@ -85,6 +87,9 @@ def test_a_part_cut_apart_runs_as_finer_parts_with_one_count_for_the_whole_group
     refined = in_parts(_item("big", "kmmlu[2/4]", 1000.0), {("big", "kmmlu"): [
         _item("big", f"kmmlu[{i}/8]", 250.0) for i in range(1, 9)]}, {("big", "kmmlu"): 45})
     assert refined.tasks == ("kmmlu[3/8]", "kmmlu[4/8]")
+    known = _item("big", "kmmlu[2/4]", 1000.0).model_copy(update={"task_mems_gb": (12.0,)})
+    assert in_parts(known, {("big", "kmmlu"): [_item("big", f"kmmlu[{i}/8]", 250.0) for i in range(1, 9)]},
+                    {("big", "kmmlu"): 45}).task_mems_gb == (12.0, 12.0), "each finer part needs what it did"
     assert in_parts(_item("big", "kmmlu[2/4]", 1000.0), {("big", "kmmlu"): [
         _item("big", f"kmmlu[{i}/2]", 250.0) for i in range(1, 3)]}, {("big", "kmmlu"): 45}).tasks == ("kmmlu[2/4]",)
 

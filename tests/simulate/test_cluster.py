@@ -12,10 +12,11 @@ import pytest
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import pool_rates
-from spectrabench.simulate.cluster import Segment, SimResult, simulate
+from spectrabench.simulate.attempts import Segment
+from spectrabench.simulate.cluster import SimResult, simulate
 from spectrabench.simulate.policies import FifoPolicy, LongestFirstPolicy
 from spectrabench.simulate.specs import parse_pool
-from spectrabench.simulate.truth import TruthConfig
+from spectrabench.simulate.truth import SimJob, SimTask, TruthConfig, true_cost, true_vocab
 from spectrabench.simulate.workload import SimWorkload, build_workload, group_by_model
 from tests.simulate import bundled_profile
 
@@ -301,3 +302,64 @@ def test_the_bound_counts_one_load_per_model_so_one_worker_per_model_never_beats
                             max_per_device=1)
         assert result.completed == len(grouped.items) and result.model_loads == len(models)
         assert bound <= result.makespan_s, pool
+
+
+def _tiny_jobs() -> tuple[dict[str, SimJob], dict[str, float], dict[str, float]]:
+    """One-task truths of a 0.5B model on an L4 whose peaks differ by context length: (truths, peaks, seconds)."""
+    vocab = true_vocab("hyperclovax-seed-0.5b-instruct")
+    device = parse_pool("L4-24GB")[0]
+    truths, peaks, seconds = {}, {}, {}
+    for name, context in (("heavy", 1000), ("light", 200), ("medium", 500)):
+        task = SimTask(name, "loglikelihood", 200, 800, context, 0)
+        truths[name] = SimJob(key=name, model="tiny", params_b=0.5, dtype_bytes=2, vocab=vocab, tasks=(task,),
+                              batch_size=8)
+        cost = true_cost(truths[name], device, 1, None, config=TruthConfig(noise=0.0))
+        peaks[name], seconds[name] = cost.peak_mem_gb, cost.runtime_s
+    return truths, peaks, seconds
+
+
+def _job(truths: dict[str, SimJob], names: Sequence[str], key: str) -> SimJob:
+    return truths[names[0]]._replace(key=key, tasks=tuple(truths[n].tasks[0] for n in names))
+
+
+def _item(key: str, model: str, names: Sequence[str], mems: Sequence[float], seconds: dict[str, float]) -> WorkItem:
+    return WorkItem(key=key, model=model, tasks=tuple(names), params_b=0.5, predicted_load_s=10.0,
+                    predicted_runtime_s=sum(seconds[n] for n in names),
+                    task_runtimes_s=tuple(seconds[n] for n in names), predicted_mem_gb=max(mems),
+                    task_mems_gb=tuple(mems))
+
+
+def test_a_job_past_its_memory_heavy_task_makes_room_for_another_beside_it() -> None:
+    truths, peaks, seconds = _tiny_jobs()
+    pool = parse_pool("L4-24GB")
+    assert peaks["heavy"] + peaks["medium"] > pool[0].total_mem_gb > 1.5 * (peaks["light"] + peaks["medium"])
+    first = _item("a", "tiny", ["heavy", "light"], [peaks["heavy"], peaks["light"]], seconds)
+    other = _item("b", "other", ["medium"], [peaks["medium"]], seconds)
+    jobs = {"a": _job(truths, ["heavy", "light"], "a"), "b": truths["medium"]._replace(key="b", model="other")}
+    starts = {}
+    for stepped in (True, False):
+        a = first if stepped else first.model_copy(update={"task_mems_gb": ()})
+        result = simulate([a, other], jobs, pool, FifoPolicy(), seed=0, truth=TruthConfig(noise=0.0))
+        assert result.oom_count == 0 and result.completed == 2
+        segments = {s.key: s for s in _segments(result)}
+        starts[stepped] = (segments["b"].start_s, segments["a"].end_s)
+    heavy_end = 10.0 + seconds["heavy"]  # nothing beside it until then: its load and heavy task run alone
+    b_start, a_end = starts[True]
+    assert b_start == pytest.approx(heavy_end, rel=0.2) and b_start < a_end
+    assert starts[False][0] == pytest.approx(starts[False][1]), "its whole peak held to its end, b waits for it"
+
+
+def test_a_task_heavier_than_predicted_dies_of_oom_when_it_starts_and_its_job_is_retried() -> None:
+    truths, peaks, seconds = _tiny_jobs()
+    pool = parse_pool("L4-24GB")
+    # Its heavy second task is predicted as light, so the medium job starts beside it.
+    under = _item("a", "tiny", ["light", "heavy"], [peaks["light"], peaks["light"]], seconds)
+    other = _item("b", "other", ["medium"], [peaks["medium"]], seconds)
+    jobs = {"a": _job(truths, ["light", "heavy"], "a"), "b": truths["medium"]._replace(key="b", model="other")}
+    result = simulate([under, other], jobs, pool, FifoPolicy(), seed=0, truth=TruthConfig(noise=0.0))
+    assert result.oom_count >= 1 and result.completed == 2 and result.failed == ()
+    died = next(s for s in _segments(result) if s.key == "a" and s.outcome == "oom")
+    # It died when its heavy task began beside b, past its load and light task, not at its start.
+    assert died.start_s == 0.0 and died.end_s > 10.0 + seconds["light"]
+    retried = [s for s in _segments(result) if s.key == "a" and s.outcome == "ok"]
+    assert len(retried) == 1 and retried[0].batch_size == 4 and retried[0].tasks == ("light", "heavy")
