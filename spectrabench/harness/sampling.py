@@ -10,6 +10,7 @@ seed gives the same permutation for every N, so a smaller sample is always neste
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -29,10 +30,14 @@ def nested_sample(n_docs: int, limit: int, seed: int, task: str) -> list[int]:
 
 def random_samples(task_name: str, task_manager: Any, limit: int, seed: int) -> dict[str, list[int]]:
     """lm-eval's `samples=` argument for `task_name`: every leaf task's nested sample of `limit` documents."""
-    samples: dict[str, list[int]] = {}
     # `load` flattens groups: every leaf Task of the name, under its own name.
-    for name, task in task_manager.load([task_name])["tasks"].items():
-        # Sorted: lm-eval enumerates the chosen documents in dataset order and records `indices[k]` as the k-th
-        # one's doc_id, which is its dataset index only when the indices are in that order too.
-        samples[name] = sorted(nested_sample(len(task.eval_docs), limit, seed, name))
-    return samples
+    return leaf_samples(task_manager.load([task_name])["tasks"], limit, seed)
+
+
+def leaf_samples(leaves: Mapping[str, Any], limit: int, seed: int) -> dict[str, list[int]]:
+    """lm-eval's `samples=` argument for leaf tasks already built (lm-eval `Task`s by name): each one's nested
+    sample of `limit` documents. A part of a group (`harness.groupscores`) draws from the leaves it holds, the very
+    samples the whole group draws for them, without building the group again."""
+    # Sorted: lm-eval enumerates the chosen documents in dataset order and records `indices[k]` as the k-th one's
+    # doc_id, which is its dataset index only when the indices are in that order too.
+    return {name: sorted(nested_sample(len(task.eval_docs), limit, seed, name)) for name, task in leaves.items()}

@@ -150,12 +150,13 @@ def _evaluate_task(lm: Any, spec: WorkerSpec, task_index: int, task_manager: Any
         tasks, structure = groups.part(task.harness_name, *task.part)
     limit, samples = spec.limit, None
     if spec.sampling == "random" and spec.limit is not None:
-        from spectrabench.harness.sampling import random_samples
+        from spectrabench.harness.sampling import leaf_samples, random_samples
 
-        limit, samples = None, random_samples(task.harness_name, task_manager, spec.limit, spec.sample_seed)
-        if structure is not None:
-            chosen = {t.task_name for t in tasks}
-            samples = {name: ids for name, ids in samples.items() if name in chosen}
+        # A part draws from the leaves it holds, already built: building the group again per part would cost as
+        # much as the part itself for a short one.
+        limit, samples = None, (leaf_samples({t.task_name: t for t in tasks}, spec.limit, spec.sample_seed)
+                                if structure is not None else
+                                random_samples(task.harness_name, task_manager, spec.limit, spec.sample_seed))
     # One loaded model, each task at its own batch: HFLM reads batch_size_per_gpu at every call.
     batch = task.batch_under(spec.batch_size)
     lm.batch_size_per_gpu = batch

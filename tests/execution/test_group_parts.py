@@ -104,3 +104,34 @@ def test_a_group_in_parts_within_one_job_scores_as_the_whole(tmp_path: Path, dat
         con.close()
     assert len(rows) == 6, "each model's group scored by both runs"
     assert all(rows[i][2] == rows[i + 1][2] for i in (0, 2, 4))
+
+
+def test_a_group_in_parts_scores_the_random_sample_the_whole_group_scores(tmp_path: Path, data_dir: Path) -> None:
+    # `--sampling random`: each part draws its leaves' samples from the leaves it built, not from a new build of the
+    # whole group; the documents and their scores are those of the baseline, which runs the group whole.
+    folder = write_pair_group(tmp_path / "groups")
+    profile = tmp_path / "pair.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "pair", "batch_size": 2, "task_paths": [str(REPO / "profiles" / "tasks"), str(folder)],
+        "models": [{"name": "tiny", "builtin": "tiny-llama-4m", "params_b": 0.004, "dtype": "float32"}],
+        "tasks": [{"name": GROUP, "shots": 0}]}))
+    plan = run_cli("plan", "--profile", str(profile), "--devices", "cpu:2", "--limit", "4", "--json")
+    assert plan.code == 0, plan.stderr
+    planned = [task for job in json.loads(plan.stdout)["jobs"] for task in job["tasks"]]
+    assert sorted(planned) == [f"{GROUP}[1/2]", f"{GROUP}[2/2]"], "the optimized run runs it in parts"
+    runs = {}
+    for mode in ("baseline", "optimized"):
+        result = run_cli("run", "--profile", str(profile), "--devices", "cpu:2", "--mode", mode, "--limit", "4",
+                         "--sampling", "random", "--seed", "11", "--force", "--json")
+        assert result.code == 0, result.stderr
+        runs[mode] = json.loads(result.stdout)["run_id"]
+    con = duckdb.connect(str(data_dir / "spectrabench.duckdb"), read_only=True)
+    try:
+        scored = {mode: con.execute("SELECT subtask, doc_id, metric, value FROM samples WHERE run_id = ? "
+                                    "ORDER BY ALL", [run_id]).fetchall() for mode, run_id in runs.items()}
+    finally:
+        con.close()
+    assert scored["optimized"] == scored["baseline"] and scored["baseline"]
+    ids = {(leaf, doc) for leaf, doc, _, _ in scored["baseline"]}
+    assert all(len([d for leaf_, d in ids if leaf_ == leaf]) == 4 for leaf in LEAVES)
+    assert ids != {(leaf, doc) for leaf in LEAVES for doc in range(4)}, "a random sample, not the first documents"

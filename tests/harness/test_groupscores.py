@@ -86,16 +86,19 @@ class _CountingLoads:
         self.loads += 1
         return self.manager.load(names)
 
+    def __getattr__(self, name: str) -> Any:  # the rest of TaskManager, for lm-eval itself
+        return getattr(self.manager, name)
+
 
 @pytest.mark.slow
 def test_parts_score_the_same_random_sample_as_the_whole_group(tmp_path: Path) -> None:
-    # `run --sampling random` with a group in parts: the worker draws the whole group's nested samples and keeps
-    # its own leaves' (`harness.worker`); each part must score the very documents the whole group scores.
+    # `run --sampling random` with a group in parts: the worker draws each part's nested samples from the leaves
+    # the part holds (`harness.worker`); each part must score the very documents the whole group scores.
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from spectrabench.harness.sampling import random_samples
+    from spectrabench.harness.sampling import leaf_samples, random_samples
 
     folder = write_pair_group(tmp_path / "groups")
     lm = HFLM(pretrained=str(provision("tiny-llama-4m", MODEL_CACHE)), dtype="float32", batch_size=2, device="cpu")
@@ -112,13 +115,19 @@ def test_parts_score_the_same_random_sample_as_the_whole_group(tmp_path: Path) -
     drawn = random_samples(GROUP, manager(), 4, 11)
     assert set(drawn) == set(LEAVES) and all(len(ids) == 4 for ids in drawn.values())
     direct = evaluate([GROUP], drawn)
+    # Each part draws from the leaves it holds, built once for all of them, the very documents the group draws.
+    counting = _CountingLoads(manager())
+    builds = GroupBuilds(counting)
     for index, leaf in enumerate(LEAVES, start=1):
-        tasks, _ = part_of_group(manager(), GROUP, index, len(LEAVES))
-        part = evaluate(tasks, {name: ids for name, ids in drawn.items() if name in {t.task_name for t in tasks}})
+        tasks, _ = builds.part(GROUP, index, len(LEAVES))
+        own = leaf_samples({t.task_name: t for t in tasks}, 4, 11)
+        assert own == {leaf: drawn[leaf]}
+        part = evaluate(tasks, own)
         scored = {(r["doc_id"], m): float(r[m]) for r in part["samples"][leaf] for m in r["metrics"]}
         assert sorted({d for d, _ in scored}) == drawn[leaf], "the part scores the drawn documents, not the first"
         assert scored == {(r["doc_id"], m): float(r[m]) for r in direct["samples"][leaf] for m in r["metrics"]}
         assert part["results"][leaf] == direct["results"][leaf]
+    assert counting.loads == 1
 
 
 def test_a_task_that_is_no_group_cannot_run_in_parts() -> None:
@@ -138,3 +147,30 @@ def test_aggregation_weights_by_size_or_not_and_discovers_filters() -> None:
     by_metric = {r.metric: r for r in aggregate_groups(groups, rows)}
     assert by_metric["acc"].value == pytest.approx(0.75) and by_metric["acc"].n_samples == 40
     assert by_metric["em"].value == pytest.approx(0.375) and by_metric["em"].stderr is None  # one leaf had none
+
+
+@pytest.mark.slow
+def test_a_worker_draws_random_samples_for_its_parts_from_one_build_of_the_group(tmp_path: Path) -> None:
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from spectrabench.harness.worker import _evaluate_task
+    from spectrabench.harness.workerspec import WorkerModel, WorkerSpec
+    from spectrabench.planning.jobs import TaskRef, part_ref
+
+    folder = write_pair_group(tmp_path / "groups")
+    lm = HFLM(pretrained=str(provision("tiny-llama-4m", MODEL_CACHE)), dtype="float32", batch_size=2, device="cpu")
+    whole = TaskRef(name=GROUP, harness_name=GROUP, shots=0, allow_code_execution=False, version="t", task_key="g")
+    builds = {}
+    for sampling in ("first", "random"):
+        spec = WorkerSpec(job_key="parts", attempt=1, model=WorkerModel(name="tiny", builtin="tiny-llama-4m",
+                                                                         dtype="float32"),
+                          tasks=tuple(part_ref(whole, i, len(LEAVES)) for i in range(1, len(LEAVES) + 1)), limit=4,
+                          batch_size=2, sampling=sampling, sample_seed=11, model_cache_dir=str(MODEL_CACHE),
+                          out_dir=str(tmp_path / sampling))
+        counting = _CountingLoads(TaskManager(include_path=[str(TASKS_DIR), str(folder)], include_defaults=False))
+        groups = GroupBuilds(counting)
+        for index in range(len(LEAVES)):
+            _evaluate_task(lm, spec, index, counting, groups)
+        builds[sampling] = counting.loads
+    assert builds["random"] == builds["first"], "drawing the sample builds nothing more"
