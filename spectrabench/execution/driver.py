@@ -167,21 +167,9 @@ class _Run:
 
     def item_for(self, state: _JobState) -> WorkItem:
         """The dispatcher's view of a queued job: its forecast, scaled to the tasks it still has to run."""
-        forecast = self.plan.forecasts.get(state.job.job_key)
-        item = work_item(state.job, forecast, speeds=self.plan.speeds).model_copy(update={"shareable": not state.solo})
-        if forecast is None or len(state.todo) == len(state.job.tasks):
-            return item
-        left = {ref.name for ref in state.todo}
-        speed = self.plan.speeds.get(forecast.device, 1.0)  # in the first device's seconds, as `work_item`
-        runtime = sum(t.runtime_s for t in forecast.tasks if t.task in left) * speed
-        # Per-task figures follow the tasks left, in their order; where the forecast lacks one, none are known.
-        kept = {name: (r, m) for name, r, m in zip(item.tasks, item.task_runtimes_s, item.task_mems_gb, strict=False)}
-        per_task = [kept[ref.name] for ref in state.todo if ref.name in kept]
-        known = len(per_task) == len(state.todo)
-        return item.model_copy(update={"tasks": tuple(ref.name for ref in state.todo),
-                                       "predicted_runtime_s": runtime,
-                                       "task_runtimes_s": tuple(r for r, _ in per_task) if known else (),
-                                       "task_mems_gb": tuple(m for _, m in per_task) if known else ()})
+        left = state.job.model_copy(update={"tasks": tuple(state.todo)})
+        return work_item(left, self.plan.forecasts.get(state.job.job_key), speeds=self.plan.speeds).model_copy(
+            update={"shareable": not state.solo})
 
     # -- attempts --------------------------------------------------------------------------------------------
     def submit(self, state: _JobState, devices: tuple[DeviceSpec, ...], *, shared: bool = False) -> None:

@@ -28,9 +28,10 @@ def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, s
     was made for the kind the job was sized for, which runs at `speeds[kind]` of the first device.
 
     A job without a forecast (none could be made) counts as short and small: it is started when nothing
-    better is known, and never blocks a device on a guess. A sharded job's memory is its per-device part times
-    its devices (`placement.per_device_mem_gb` divides it back). `subtasks`: the leaf tasks of its one task when
-    that is an lm-eval group, which may then be cut into parts (`planning.subtasks`).
+    better is known, and never blocks a device on a guess. A job holding fewer tasks than its forecast (a tail moved
+    off, a retry that skips finished tasks) is predicted from its own tasks' figures. A sharded job's memory is its
+    per-device part times its devices (`placement.per_device_mem_gb` divides it back). `subtasks`: the leaf tasks of
+    its one task when that is an lm-eval group, which may then be cut into parts (`planning.subtasks`).
     """
     gpus = gpus or job.gpus
     speed = (speeds or {}).get(forecast.device, 1.0) if forecast is not None else 1.0
@@ -39,12 +40,18 @@ def work_item(job: Job, forecast: JobForecast | None, gpus: int | None = None, s
                         params_b=job.model.params_b, gpus=gpus, predicted_runtime_s=0.0, predicted_load_s=0.0,
                         predicted_mem_gb=0.0)
     weights = weights_gb(job.model)
+    # The forecast's tasks that the job still holds (fewer once a tail moved off, or a retry skips finished ones).
+    by_name = {t.task: t for t in forecast.tasks}
+    if all(name in by_name for name in job.task_names):
+        tasks = [by_name[name] for name in job.task_names]
+        runtime, peak = sum(t.runtime_s for t in tasks), max((t.peak_mem_gb for t in tasks), default=0.0)
+    else:  # a forecast made for other tasks: its figures whole
+        tasks, runtime, peak = list(forecast.tasks), forecast.runtime_s - forecast.load_s, forecast.peak_mem_gb
     return WorkItem(key=job.job_key, model=job.model.name, tasks=tuple(job.task_names), params_b=job.model.params_b,
-                    gpus=gpus, predicted_runtime_s=max(0.0, forecast.runtime_s - forecast.load_s) * speed,
-                    predicted_load_s=forecast.load_s * speed,
-                    predicted_mem_gb=sharded_peak_gb(forecast.peak_mem_gb, weights, gpus) * gpus,
-                    task_runtimes_s=tuple(t.runtime_s * speed for t in forecast.tasks), subtasks=subtasks,
-                    task_mems_gb=tuple(sharded_peak_gb(t.peak_mem_gb, weights, gpus) * gpus for t in forecast.tasks))
+                    gpus=gpus, predicted_runtime_s=max(0.0, runtime) * speed, predicted_load_s=forecast.load_s * speed,
+                    predicted_mem_gb=sharded_peak_gb(peak, weights, gpus) * gpus,
+                    task_runtimes_s=tuple(t.runtime_s * speed for t in tasks), subtasks=subtasks,
+                    task_mems_gb=tuple(sharded_peak_gb(t.peak_mem_gb, weights, gpus) * gpus for t in tasks))
 
 
 def regroup(pairs: Sequence[Job], forecasts: Mapping[str, JobForecast], n_devices: int,
