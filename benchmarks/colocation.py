@@ -19,8 +19,9 @@ pays under the planner's own slowdown model (`placement.colocation_slowdown`, no
 
 Per seed: gain = the best whole-GPU makespan of that seed / the co-located makespan; printed at p50 (the aim:
 >= 1.25x on the small mix), p10 and min, with OOMs, unfinished jobs, device-time shared, and the largest sum of
-predicted peaks on one device over its memory (never above 1). On the large mix co-location must do nothing: no job
-shares a device and its makespan equals "ours, whole GPUs" at every seed.
+predicted peaks on one device over its memory (never above 1): the peaks of the tasks each job there had left
+when a job started (a worker frees its cache between tasks; `SimResult.peak_predicted_share`). On the large mix
+co-location must do nothing: no job shares a device and its makespan equals "ours, whole GPUs" at every seed.
 Usage: `python benchmarks/colocation.py [--seeds 10] [--pool 8xH100-80GB]`.
 """
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 GAIN_AIM = 1.25
 # Ten small open models (size in billions of parameters, embeddings included), each as a base and an instruct
@@ -76,18 +77,6 @@ def _shared_share(result) -> float:  # type: ignore[no-untyped-def]
     return shared / busy if busy > 0 else 0.0
 
 
-def _peak_predicted_share(result, predicted_mem: Callable[[str], float], total_gb: float) -> float:  # type: ignore[no-untyped-def]
-    """The largest sum of predicted peaks running at once on one device, over the device's memory."""
-    worst = 0.0
-    for segments in result.per_device_timeline.values():
-        events = sorted([(s.start_s, 1, s.key) for s in segments] + [(s.end_s, -1, s.key) for s in segments])
-        used = 0.0
-        for _, step, key in events:  # ends sort before starts at the same instant
-            used += step * predicted_mem(key)
-            worst = max(worst, used / total_gb)
-    return worst
-
-
 def _p(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -96,7 +85,7 @@ def _p(values: Sequence[float], q: float) -> float:
 def run_mix(name: str, profile, pool: str, seeds: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """Simulate every strategy on `profile` for `seeds` seeds; print and return the summary."""
     from spectrabench.planning.dispatch import DynamicLPT
-    from spectrabench.planning.placement import jobs_per_device, per_device_mem_gb
+    from spectrabench.planning.placement import jobs_per_device
     from spectrabench.simulate.cluster import simulate
     from spectrabench.simulate.policies import LongestFirstPolicy
     from spectrabench.simulate.specs import parse_pool
@@ -135,8 +124,7 @@ def run_mix(name: str, profile, pool: str, seeds: int) -> dict[str, object]:  # 
         colocated = runs["ours, co-located"]
         gains.append(min(runs[s].makespan_s for s in whole_names) / colocated.makespan_s)
         shared.append(_shared_share(colocated))
-        mem = {item.key: per_device_mem_gb(item) for item in finer.items}  # a split model's part on each card
-        peaks.append(_peak_predicted_share(colocated, mem.__getitem__, devices[0].total_mem_gb))
+        peaks.append(colocated.peak_predicted_share)
         ooms += colocated.oom_count
         unfinished += len(colocated.failed) + len(colocated.unplaced)
     print(f"\n{name} mix: {len(profile.models)} models ({min(m.params_b for m in profile.models):g}-"

@@ -71,6 +71,9 @@ class SimResult(NamedTuple):
         failed: Keys of items that gave up (OOM alone at batch 1, or too many attempts).
         unplaced: Keys of items the policy never started (it declined every idle device).
         tail_moves: Tails of running items moved to idle devices (each a cold load, counted in `model_loads`).
+        peak_predicted_share: The most memory the policy ever committed on one device, over its memory: the predicted
+            peaks of what ran there (of the tasks each had left, `WorkItem.mem_from`) when an attempt started. It
+            can only fall between starts, so above 1 the policy overcommitted a device by its own predictions.
     """
 
     policy: str
@@ -85,6 +88,7 @@ class SimResult(NamedTuple):
     failed: tuple[str, ...]
     unplaced: tuple[str, ...]
     tail_moves: int = 0
+    peak_predicted_share: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -113,6 +117,7 @@ class _Run:
         self.attempts = dict.fromkeys(self.batch, 0)
         self.now = 0.0
         self.oom_count = self.cold = self.warm = 0
+        self.peak_committed = 0.0  # see SimResult.peak_predicted_share
         self.completed: list[str] = []
         self.failed: list[str] = []
         self.sharded = sum(item.gpus > 1 for item in items)  # sharded items queued: the view must be filtered
@@ -164,6 +169,10 @@ class _Run:
         # Luck per (model, task) and seed: every attempt, grouping and policy meets the same world.
         cost = true_cost(job, device.spec, 1, None, config=self.truth, warm=warm, luck=str(self.seed))
         free = min(d.spec.total_mem_gb - sum(a.held_now() for a in d.running) for d in devices)
+        for held in devices:
+            committed = sum(a.item.mem_from(a.progress()[0]) / max(1, a.item.gpus) for a in held.running)
+            share = (committed + item.predicted_mem_gb / max(1, item.gpus)) / held.spec.total_mem_gb
+            self.peak_committed = max(self.peak_committed, share)
         oom = cost.peak_mem_gb > free
         failing = self.failing_batch(job, device.spec, free) if oom else 0
         runtime = cost.runtime_s * (self.oom_waste if oom else 1.0)
@@ -360,4 +369,4 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
         per_device_timeline={d.spec.id: sorted(d.timeline, key=lambda s: s.start_s) for d in run.devices},
         completed=len(run.completed), failed=tuple(run.failed),
         unplaced=tuple(i.key for i in run.queue),
-        tail_moves=run.moves)
+        tail_moves=run.moves, peak_predicted_share=run.peak_committed)

@@ -341,6 +341,8 @@ def test_a_job_past_its_memory_heavy_task_makes_room_for_another_beside_it() -> 
         a = first if stepped else first.model_copy(update={"task_mems_gb": ()})
         result = simulate([a, other], jobs, pool, FifoPolicy(), seed=0, truth=TruthConfig(noise=0.0))
         assert result.oom_count == 0 and result.completed == 2
+        # Never more than the device by the predictions of the tasks each job had left when another started.
+        assert 0.5 < result.peak_predicted_share <= 1.0
         segments = {s.key: s for s in _segments(result)}
         starts[stepped] = (segments["b"].start_s, segments["a"].end_s)
     heavy_end = 10.0 + seconds["heavy"]  # nothing beside it until then: its load and heavy task run alone
