@@ -107,12 +107,12 @@ def _release_cached_memory() -> None:
     """Give the memory the last task's batches took back to the GPU. PyTorch's allocator keeps freed blocks, which
     the device (and jobs beside this one) still count as used: without this a worker would hold its heaviest task's
     peak to its end, while the scheduler counts only the peak of the tasks it has left (`WorkItem.mem_from`)."""
-    import gc
-
     import torch
 
-    gc.collect()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
+        import gc
+
+        gc.collect()  # tensors held only by reference cycles are freed here, so their blocks can go back too
         torch.cuda.empty_cache()
 
 
