@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from spectrabench.planning.schedule import WorkItem
 
@@ -104,34 +104,24 @@ def merge_items(items: Sequence[WorkItem]) -> WorkItem:
                     predicted_runtime_s=sum(i.predicted_runtime_s for i in items),
                     predicted_load_s=max(i.predicted_load_s for i in items),
                     predicted_mem_gb=max(i.predicted_mem_gb for i in items),
-                    task_runtimes_s=_task_runtimes(items), task_mems_gb=_task_mems(items))
+                    task_runtimes_s=_per_task(items, lambda i: i.task_runtimes_s, lambda i: i.predicted_runtime_s),
+                    task_mems_gb=_per_task(items, lambda i: i.task_mems_gb, lambda i: i.predicted_mem_gb))
 
 
-def _task_runtimes(items: Sequence[WorkItem]) -> tuple[float, ...]:
-    """Per-task predicted runtimes of merged items (empty when any member's split is unknown)."""
-    runtimes: list[float] = []
+def _per_task(items: Sequence[WorkItem], figures: Callable[[WorkItem], tuple[float, ...]],
+              whole: Callable[[WorkItem], float]) -> tuple[float, ...]:
+    """One per-task figure of merged items, in task order: each member's own (`figures`), or a one-task member's
+    `whole` figure where it has none; empty when a member of several tasks has none."""
+    values: list[float] = []
     for item in items:
-        if item.task_runtimes_s:
-            runtimes.extend(item.task_runtimes_s)
+        own = figures(item)
+        if own and len(own) == len(item.tasks):
+            values.extend(own)
         elif len(item.tasks) == 1:
-            runtimes.append(item.predicted_runtime_s)
+            values.append(whole(item))
         else:
             return ()
-    return tuple(runtimes)
-
-
-def _task_mems(items: Sequence[WorkItem]) -> tuple[float, ...]:
-    """Per-task predicted peaks of merged items; a one-task member's is its peak (empty when any other member's
-    split is unknown)."""
-    mems: list[float] = []
-    for item in items:
-        if len(item.task_mems_gb) == len(item.tasks):
-            mems.extend(item.task_mems_gb)
-        elif len(item.tasks) == 1:
-            mems.append(item.predicted_mem_gb)
-        else:
-            return ()
-    return tuple(mems)
+    return tuple(values)
 
 
 def one_item_per_model(items_by_model: Mapping[str, Sequence[WorkItem]]) -> list[WorkItem]:

@@ -10,33 +10,22 @@ import yaml
 
 from spectrabench.execution.attempt import worker_argv
 from spectrabench.execution.driver import execute_run
-from spectrabench.execution.runplan import PlannedJob, RunOptions, attempt_spec, plan_run
+from spectrabench.execution.runplan import PlannedJob, attempt_spec
 from spectrabench.harness.claims import claimed_by
 from spectrabench.harness.faults import FAULT_ENV
-from spectrabench.planning.jobs import job_of
-from spectrabench.profiles import load_profile
 from spectrabench.settings import Settings
-from tests.conftest import REPO
+from tests.threetasks import TASKS, plan_three_tasks
 
 pytestmark = pytest.mark.slow
 
-TASKS = ("sb_facts", "sb_ko", "sb_arith")
 
 
 def test_an_idle_slot_takes_the_tail_and_the_worker_skips_it(tmp_path: Path, data_dir: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "tails.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "tails", "limit": 3, "batch_size": 2, "task_paths": [str(REPO / "profiles" / "tasks")],
-        "models": [{"name": "tiny", "builtin": "tiny-llama-4m", "params_b": 0.004, "dtype": "float32"}],
-        "tasks": [{"name": t, "shots": 0} for t in TASKS]}))
     settings = Settings()
-    plan = plan_run(load_profile(str(path), settings), RunOptions(devices="cpu:2"), settings)
     # One job holding the model's three tasks, each predicted at 100 s after a 1 s load (a group that will run
     # long), on a pool of two slots: the second slot has nothing queued from the start.
-    refs = sorted((ref for p in plan.jobs for ref in p.job.tasks), key=lambda r: TASKS.index(r.name))
-    by_task = {t.task: t for p in plan.jobs for t in plan.forecasts[p.job.job_key].tasks}
-    job = job_of(plan.jobs[0].job.model, refs, plan.jobs[0].job.limit, 2)
+    plan, job, by_task = plan_three_tasks(tmp_path, settings, "cpu:2")
     parts = [by_task[name].model_copy(update={"runtime_s": 100.0}) for name in TASKS]
     plan.forecasts = {job.job_key: plan.forecasts[plan.jobs[0].job.job_key].model_copy(update={
         "job_key": job.job_key, "load_s": 1.0, "runtime_s": 301.0, "tasks": parts, "stage": "intelligent"})}

@@ -5,30 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from spectrabench.execution.runplan import RunOptions, plan_run
-from spectrabench.planning.jobs import job_of
 from spectrabench.planning.workitems import work_item
-from spectrabench.profiles import load_profile
 from spectrabench.settings import Settings
-from tests.conftest import REPO
-
-TASKS = ("sb_facts", "sb_ko", "sb_arith")
+from tests.threetasks import TASKS, plan_three_tasks
 
 
 def test_a_job_left_with_fewer_tasks_than_its_forecast_is_predicted_from_its_own(tmp_path: Path,
                                                                                 data_dir: Path) -> None:
-    path = tmp_path / "three.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "three", "limit": 3, "batch_size": 2, "task_paths": [str(REPO / "profiles" / "tasks")],
-        "models": [{"name": "tiny", "builtin": "tiny-llama-4m", "params_b": 0.004, "dtype": "float32"}],
-        "tasks": [{"name": t, "shots": 0} for t in TASKS]}))
-    settings = Settings()
-    plan = plan_run(load_profile(str(path), settings), RunOptions(devices="cpu:1"), settings)
-    refs = sorted((ref for p in plan.jobs for ref in p.job.tasks), key=lambda r: TASKS.index(r.name))
-    by_task = {t.task: t for p in plan.jobs for t in plan.forecasts[p.job.job_key].tasks}
-    job = job_of(plan.jobs[0].job.model, refs, plan.jobs[0].job.limit, 2)
+    plan, job, by_task = plan_three_tasks(tmp_path, Settings(), "cpu:1")
     # Per-task figures that differ, so that the head's cannot be the whole job's by chance.
     parts = [by_task[name].model_copy(update={"runtime_s": 10.0 * (i + 1), "peak_mem_gb": 3.0 - i})
              for i, name in enumerate(TASKS)]
@@ -45,6 +30,6 @@ def test_a_job_left_with_fewer_tasks_than_its_forecast_is_predicted_from_its_own
     tail = work_item(job.model_copy(update={"tasks": job.tasks[1:]}), forecast)
     assert (tail.predicted_runtime_s, tail.predicted_mem_gb) == (50.0, 2.0)
     # A forecast made for other tasks: its figures whole, the per-task ones unknown to the item.
-    other = work_item(job.model_copy(update={"tasks": (refs[0].model_copy(update={"name": "elsewhere"}),)}),
+    other = work_item(job.model_copy(update={"tasks": (job.tasks[0].model_copy(update={"name": "elsewhere"}),)}),
                       forecast)
     assert other.predicted_runtime_s == 60.0 and other.mem_from(1) == 3.0
