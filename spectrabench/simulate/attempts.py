@@ -52,6 +52,7 @@ class Attempt:
     task_peak: list[float]  # each task's true peak, in order
     devices: list[PoolDevice] = field(default_factory=list)  # all it holds (several for a sharded item)
     rate: float = 1.0
+    kept: int = 0  # tasks it finished before it died of OOM at a later one's start
 
     def held_now(self) -> float:
         """True memory it holds now: the peak of the task at hand (its whole job's while it dies of OOM)."""

@@ -14,7 +14,7 @@ The worker frees its cached memory between tasks, so an attempt holds the true p
 whole job, and the policy sees a running job's predicted peak of the tasks it has left (`WorkItem.mem_from`); the
 run is looked at again at every task's end. Should a task that starts need more than its device then has (a
 later task may be heavier, or a neighbour's truth larger than predicted), its attempt dies of OOM there and is
-retried whole (the real worker keeps what it finished: the simulator errs on the slow side).
+retried with the tasks it had not finished, as the real driver does.
 
 With `max_tail_moves`, a device left idle with nothing to start asks `planning.tails.tail_move` whether a running
 job's unstarted last tasks should move to it, as the real driver does: the policy sees each running job's progress
@@ -104,7 +104,10 @@ class _Run:
                  max_attempts: int, max_tail_moves: int, speeds: Mapping[str, float] | None) -> None:
         given = (lambda item: truth_for[item.key]) if isinstance(truth_for, Mapping) else truth_for
         self.tails: dict[str, SimJob] = {}  # the truth of tails moved off running items, by their new key
-        self.truth_of: Callable[[WorkItem], SimJob] = lambda item: self.tails.get(item.key) or given(item)
+        self.resumed: dict[str, SimJob] = {}  # the truth left to items that lost tasks (a tail moved, or done)
+        self.given = given  # each item's whole truth, for the bound
+        self.truth_of: Callable[[WorkItem], SimJob] = lambda item: (self.tails.get(item.key)
+                                                                   or self.resumed.get(item.key) or given(item))
         self.moves_left = max_tail_moves
         self.moves = 0
         self.speeds = dict(speeds or {})  # predicted, by device kind
@@ -217,6 +220,7 @@ class _Run:
                                                  task_batches=batches[n - count:])
         attempt.item = attempt.item.head(count)
         attempt.job = job._replace(tasks=job.tasks[:n - count], task_batches=batches[:n - count])
+        self.resumed[attempt.item.key] = attempt.job  # a retry of the head runs the head only
         moved = attempt.task_s[n - count:]
         attempt.task_s = attempt.task_s[:n - count]
         attempt.task_peak = attempt.task_peak[:n - count]
@@ -283,7 +287,7 @@ class _Run:
         if all(sum(a.held_now() for a in d.running) <= d.spec.total_mem_gb + DONE_EPS for d in attempt.devices):
             return
         finished = attempt.progress()[0]
-        attempt.oom = True
+        attempt.oom, attempt.kept = True, finished
         attempt.failing_batch = attempt.job.batch_of(min(finished, len(attempt.task_s) - 1))
         attempt.remaining = 0.0
         self.finish(attempt)
@@ -308,15 +312,25 @@ class _Run:
         if self.attempts[item.key] >= self.max_attempts or (batch == 1 and not attempt.crowded):
             self.failed.append(item.key)
             return
+        retry = self.rest_of(attempt)
         if batch > 1:
             self.batch[item.key] = batch // 2
-            retry = item
         else:  # it fits alone at batch 1, perhaps: ask for the whole device
-            retry = item.model_copy(update={"predicted_mem_gb": max(item.predicted_mem_gb,
-                                                                    device.spec.total_mem_gb)})
+            retry = retry.model_copy(update={"predicted_mem_gb": max(retry.predicted_mem_gb,
+                                                                     device.spec.total_mem_gb)})
         self.queue.insert(0, retry)
         self.sharded += retry.gpus > 1
         self.view = None
+
+    def rest_of(self, attempt: Attempt) -> WorkItem:
+        """What the retry of an attempt that died of OOM runs: the tasks it had not finished (the real worker wrote
+        those it had, and the driver skips them), under the same key."""
+        item, kept = attempt.item, attempt.kept
+        if not kept or len(item.task_runtimes_s) != len(item.tasks):
+            return item
+        job = attempt.job
+        self.resumed[item.key] = job._replace(tasks=job.tasks[kept:], task_batches=job.task_batches[kept:])
+        return item.tail(item.key, len(item.tasks) - kept)
 
 
 def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[DeviceSpec], policy: Policy,
@@ -359,7 +373,7 @@ def simulate(items: Sequence[WorkItem], truth_for: TruthFor, devices: Sequence[D
             break
         run.advance()
     done = set(run.completed)
-    bound = lower_bound([i for i in items if i.key in done], run.truth_of, devices, seed, truth=truth,
+    bound = lower_bound([i for i in items if i.key in done], run.given, devices, seed, truth=truth,
                         max_per_device=max_per_device)
     busy = sum(d.busy_s for d in run.devices)
     return SimResult(
