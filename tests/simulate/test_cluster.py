@@ -366,3 +366,20 @@ def test_a_task_heavier_than_predicted_dies_of_oom_when_it_starts_and_the_rest_o
     retried = [s for s in _segments(result) if s.key == "a" and s.outcome == "ok"]
     # The worker wrote its light task's results: the retry runs the heavy one only, at half its batch.
     assert len(retried) == 1 and retried[0].batch_size == 4 and retried[0].tasks == ("heavy",)
+
+
+def test_the_retry_of_a_job_whose_tail_moved_runs_its_head_only() -> None:
+    # Memory predicted at 0.3x: the grouped job dies of OOM on its first task, but an idle device first takes the
+    # tail of its unstarted tasks. Its retry (half the batch) then runs mmlu alone, not the tasks that moved.
+    workload = group_by_model(_pick(["llama-3.1-8b"], ["mmlu", "arc_challenge", "hellaswag"], "H100-80GB", limit=64,
+                                    batch_size=64, memory_scale=0.3))
+    pool = parse_pool("2xH100-80GB")
+    truth = TruthConfig(noise=0.0)
+    result = simulate(workload.items, workload.jobs, pool, DynamicLPT(n_devices=2), seed=0, max_tail_moves=2,
+                      truth=truth)
+    assert (result.oom_count, result.tail_moves, result.completed, result.failed) == (1, 1, 2, ())
+    retry = next(s for s in _segments(result) if s.outcome == "ok" and s.tasks == ("mmlu",))
+    job = workload.jobs[workload.items[0].key]
+    head = job._replace(tasks=job.tasks[:1], task_batches=job.task_batches[:1], batch_size=retry.batch_size)
+    alone = true_cost(head, pool[0], 1, None, config=truth, warm=True, luck="0")
+    assert retry.batch_size == 32 and retry.end_s - retry.start_s == pytest.approx(alone.load_s + alone.runtime_s)
