@@ -61,6 +61,10 @@ class Attempt:
         finished, _, _ = self.progress()
         return self.task_peak[min(finished, len(self.task_peak) - 1)]
 
+    def committed_gb(self) -> float:
+        """What the policy counts it holding on each of its devices: the predicted peak of the tasks it has left."""
+        return self.item.mem_from(self.progress()[0]) / max(1, self.item.gpus)
+
     def has_next_task(self) -> bool:
         """Whether a task of its own follows the one at hand (its memory may change when that one ends)."""
         return not self.oom and self.progress()[0] < len(self.task_s) - 1

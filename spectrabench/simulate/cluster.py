@@ -139,7 +139,7 @@ class _Run:
                     self.view = tuple(offerable(self.queue, len(partners)))
                 elif self.view is None:
                     self.view = tuple(self.queue)
-                predicted = sum(a.item.mem_from(a.progress()[0]) for a in device.running)
+                predicted = sum(a.committed_gb() for a in device.running)
                 slot = SlotState(device_id=device.spec.id, total_mem_gb=device.spec.total_mem_gb,
                                  free_mem_gb=device.spec.total_mem_gb - predicted,
                                  running=tuple(a.item.key for a in device.running), last_model=device.last_model)
@@ -173,8 +173,8 @@ class _Run:
         cost = true_cost(job, device.spec, 1, None, config=self.truth, warm=warm, luck=str(self.seed))
         free = min(d.spec.total_mem_gb - sum(a.held_now() for a in d.running) for d in devices)
         for held in devices:
-            committed = sum(a.item.mem_from(a.progress()[0]) / max(1, a.item.gpus) for a in held.running)
-            share = (committed + item.predicted_mem_gb / max(1, item.gpus)) / held.spec.total_mem_gb
+            committed = sum(a.committed_gb() for a in held.running) + item.predicted_mem_gb / max(1, item.gpus)
+            share = committed / held.spec.total_mem_gb
             self.peak_committed = max(self.peak_committed, share)
         oom = cost.peak_mem_gb > free
         failing = self.failing_batch(job, device.spec, free) if oom else 0
@@ -184,8 +184,9 @@ class _Run:
         # same luck per task, so the seconds add up).
         alone = [true_cost(job._replace(tasks=(task,), task_batches=(job.batch_of(i),)), device.spec, 1, None,
                            config=self.truth, warm=warm, luck=str(self.seed),
-                           built=frozenset(t.name for t in job.tasks[:i])) for i, task in enumerate(job.tasks)]
-        task_s = [c.runtime_s for c in alone] if len(alone) > 1 else [cost.runtime_s]
+                           built=frozenset(t.name for t in job.tasks[:i]))
+                 for i, task in enumerate(job.tasks)] if len(job.tasks) > 1 else [cost]
+        task_s = [c.runtime_s for c in alone]
         if warm:
             self.warm += 1
         else:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from spectrabench.catalog import task_facts
 from spectrabench.errors import UserError
 from spectrabench.hardware import DeviceSpec
+from spectrabench.planning.pieces import merge_items
 from spectrabench.planning.schedule import WorkItem
 from spectrabench.profiles import ModelSpec, Profile, TaskSpec
 from spectrabench.simulate.truth import SimJob, SimTask, expected_cost, true_vocab
@@ -294,17 +295,9 @@ def group_by_model(workload: SimWorkload) -> SimWorkload:
 
 
 def _merge(members: list[WorkItem], jobs: dict[str, SimJob]) -> tuple[WorkItem, SimJob]:
-    first = members[0]
-    tasks = tuple(name for m in members for name in m.tasks)
-    key = item_key(first.model, tasks)
-    item = first.model_copy(update={
-        "key": key, "tasks": tasks,
-        "predicted_runtime_s": sum(m.predicted_runtime_s for m in members),
-        "predicted_load_s": max(m.predicted_load_s for m in members),
-        "predicted_mem_gb": max(m.predicted_mem_gb for m in members),
-        "task_runtimes_s": tuple(r for m in members for r in (m.task_runtimes_s or (m.predicted_runtime_s,))),
-        "task_mems_gb": tuple(r for m in members for r in (m.task_mems_gb or (m.predicted_mem_gb,))),
-        "gpus": max(m.gpus for m in members)})
+    merged = merge_items(members)  # what the real planner makes of them, under the simulator's key
+    key = item_key(merged.model, merged.tasks)
+    item = merged.model_copy(update={"key": key})
     truths = [jobs[m.key] for m in members]
     # One worker, each task at the batch chosen for it alone (the real worker sets the batch per task).
     job = truths[0]._replace(key=key, tasks=tuple(t for j in truths for t in j.tasks),
