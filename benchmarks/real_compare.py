@@ -2,7 +2,8 @@
 
 One invocation runs both (through the real CLI, in a fresh data dir, with the models built beforehand so that
 neither run pays for it) and prints both wall times, their ratio, and the score parity check: every per-sample
-value equal and every aggregate score within 1e-4. Aim: >= 1.8x with identical per-sample results.
+value equal and every aggregate score within 1e-4, and how busy the machine was with other work while each run was
+timed (a ratio timed on a busy machine is flagged). Aim: >= 1.8x with identical per-sample results.
 Usage: `python benchmarks/real_compare.py [--limit 8] [--profile smoke]`.
 """
 
@@ -47,6 +48,10 @@ def main() -> None:
     print(f"optimized (grouped, longest first, {o['devices']}): {o['wall_s']:7.1f} s  {o['jobs_total']} jobs "
           f"({o['status']})")
     print(f"speed-up: {summary['speedup']:.2f}x (aim >= {AIM}x: {'met' if summary['speedup'] >= AIM else 'MISSED'})")
+    loads = summary["background"]
+    print(f"machine: cores busy with other work (of {max(load['cores'] for load in loads.values())}): "
+          + ", ".join(f"{role} {load['other_cores']:.2f}" for role, load in loads.items())
+          + (": NOT a clean measurement, rerun on an idle machine" if summary["noisy"] else ""))
     verdict = "identical" if summary["identical"] else f"DIFFERENT ({len(parity['mismatches'])} values)"
     print(f"parity: {verdict}: {parity['samples_compared']} per-sample values, {parity['scores_compared']} scores, "
           f"max score difference {parity['max_score_diff']:.2g}")

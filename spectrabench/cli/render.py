@@ -215,12 +215,27 @@ def strategies(profile: str, devices: str, seeds: int, noise: float, stats: list
                       "that fit it (a linear programme); sequential runs on the first card.")
 
 
+def _background(console: Console, summary: CompareSummary) -> None:
+    """Other work on the machine during each run, and a loud note when it was enough to skew the speed-up."""
+    loads = summary.background
+    if not loads:
+        return
+    during = ", ".join(f"{role} {load.other_cores:.2f}"
+                       + (f" (+{load.steal_cores:.2f} stolen by the hypervisor)" if load.steal_cores >= 0.01 else "")
+                       for role, load in loads.items())
+    cores = max(load.cores for load in loads.values())
+    console.print(f"  machine    cores busy with other work (of {cores}): {during}")
+    if summary.noisy:
+        console.print("  [bold yellow]the machine was busy with other work while it was timed: the speed-up is not a "
+                      "clean measurement; rerun it on an idle machine[/]")
+
+
 def comparison(summary: CompareSummary, *, as_json: bool) -> None:
     """Wall times of baseline and optimized, their ratio, and score parity; a difference is printed loudly."""
     parity = summary.parity
     if as_json:
-        print(json.dumps({**summary.model_dump(mode="json"), "identical": parity.identical, "ok": summary.ok},
-                         indent=2))
+        print(json.dumps({**summary.model_dump(mode="json"), "identical": parity.identical, "ok": summary.ok,
+                          "noisy": summary.noisy}, indent=2))
         return
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     b, o = summary.baseline, summary.optimized
@@ -229,6 +244,7 @@ def comparison(summary: CompareSummary, *, as_json: bool) -> None:
         console.print(f"  {label}  {run.wall_s:8.1f} s  {run.jobs_completed} jobs on {run.devices}  "
                       f"({run.status}, run {run.run_id})")
     console.print(f"  speed-up   {summary.speedup:.2f}x")
+    _background(console, summary)
     if parity.identical:
         console.print(f"  scores     identical: {parity.samples_compared} per-sample values equal, "
                       f"{parity.scores_compared} scores within 1e-4 (max difference {parity.max_score_diff:.2g})")

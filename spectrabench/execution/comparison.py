@@ -1,11 +1,14 @@
 """`compare` for real: the same profile run the traditional way, then optimized, on the same devices; same scores?
 
 Both runs use --force semantics (a run must not reuse the other's results, or there would be nothing to time)
-and write the same store; the pair is recorded in the compares table, so `report` shows them side by side.
+and write the same store; the pair is recorded in the compares table, so `report` shows them side by side. How
+busy the machine was with other work during each run is measured too (`machineload`): a speed-up timed on a busy
+machine is reported as such.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -13,6 +16,7 @@ from contextlib import AbstractContextManager
 from pydantic import BaseModel
 
 from spectrabench.execution.driver import execute_run
+from spectrabench.execution.machineload import BackgroundLoad, background_between, cpu_snapshot
 from spectrabench.execution.outcomes import RunObserver, RunSummary
 from spectrabench.execution.runplan import RunOptions, RunPlan, plan_run
 from spectrabench.profiles import Profile
@@ -32,6 +36,13 @@ class CompareSummary(BaseModel):
     optimized: RunSummary
     speedup: float
     parity: ParityReport
+    # Other work on this machine while each run was timed (`machineload`), by role.
+    background: dict[str, BackgroundLoad] = {}
+
+    @property
+    def noisy(self) -> bool:
+        """Whether other work took enough of the machine during either run to make the speed-up suspect."""
+        return any(load.noisy for load in self.background.values())
 
     @property
     def ok(self) -> bool:
@@ -51,14 +62,19 @@ def run_compare(profile: Profile, options: RunOptions, settings: Settings, obser
     """
     compare_id = secrets.token_hex(6)
     summaries: dict[str, RunSummary] = {}
+    background: dict[str, BackgroundLoad] = {}
+    cores = os.cpu_count() or 1
     for role in ("baseline", "optimized"):
         plan = plan_run(profile, options.model_copy(update={"mode": role, "force": True}), settings)
         with observe(plan) as observer:
+            before = cpu_snapshot()
             summaries[role] = execute_run(plan, settings, observer)
+            background[role] = background_between(before, cpu_snapshot(), cores)
         record_compare_run(settings.db_file, compare_id, role, plan.run_id)
         if summaries[role].status == "interrupted":
             raise KeyboardInterrupt
     baseline, optimized = summaries["baseline"], summaries["optimized"]
     return CompareSummary(compare_id=compare_id, profile=profile.name, baseline=baseline, optimized=optimized,
                           speedup=baseline.wall_s / optimized.wall_s if optimized.wall_s > 0 else float("nan"),
-                          parity=compare_runs(settings.db_file, baseline.run_id, optimized.run_id))
+                          parity=compare_runs(settings.db_file, baseline.run_id, optimized.run_id),
+                          background=background)

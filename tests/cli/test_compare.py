@@ -1,4 +1,5 @@
-"""`spectrabench compare --simulate`: strategies on what-if hardware, and its bad inputs."""
+"""`spectrabench compare`: strategies simulated on what-if hardware and the bad inputs there; how a real
+comparison reports a machine busy with other work."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from spectrabench.cli import render
+from spectrabench.execution.comparison import CompareSummary
+from spectrabench.execution.machineload import BackgroundLoad
+from spectrabench.execution.outcomes import RunSummary
+from spectrabench.store.parity import ParityReport
 from tests.conftest import run_cli
 
 
@@ -29,3 +35,29 @@ def test_bad_simulation_inputs(args: list[str], needle: str, data_dir: Path) -> 
     result = run_cli("compare", "--profile", "standard", "--simulate", *args)
     assert result.code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
 
+
+
+def _summary(other_cores: float) -> CompareSummary:
+    def run(mode: str, wall_s: float) -> RunSummary:
+        return RunSummary(run_id=f"run-{mode}", profile="p", mode=mode, devices="cpu:0,cpu:1", status="complete",
+                          jobs_total=2, jobs_completed=2, jobs_reused=0, jobs_failed=0, attempts=2, retries=0,
+                          wall_s=wall_s, db_path="x.duckdb")
+
+    loads = {role: BackgroundLoad(other_cores=load, steal_cores=0.0, cores=2, wall_s=10.0)
+             for role, load in (("baseline", other_cores), ("optimized", 0.01))}
+    return CompareSummary(compare_id="c", profile="p", baseline=run("baseline", 20.0), optimized=run("optimized", 10.0),
+                          speedup=2.0, parity=ParityReport(samples_compared=4, scores_compared=2, max_score_diff=0.0,
+                                                           mismatches=[]), background=loads)
+
+
+def test_a_speed_up_timed_on_a_busy_machine_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    render.comparison(_summary(0.9), as_json=False)
+    loud = capsys.readouterr().out
+    assert "cores busy with other work (of 2): baseline 0.90, optimized 0.01" in loud
+    assert "not a clean measurement" in loud
+    render.comparison(_summary(0.02), as_json=False)
+    quiet = capsys.readouterr().out
+    assert "baseline 0.02" in quiet and "not a clean measurement" not in quiet
+    render.comparison(_summary(0.9), as_json=True)
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["noisy"] is True and as_json["background"]["baseline"]["other_cores"] == 0.9
