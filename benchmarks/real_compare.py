@@ -49,9 +49,10 @@ def main() -> None:
           f"({o['status']})")
     print(f"speed-up: {summary['speedup']:.2f}x (aim >= {AIM}x: {'met' if summary['speedup'] >= AIM else 'MISSED'})")
     loads = summary["background"]
-    print(f"machine: cores busy with other work (of {max(load['cores'] for load in loads.values())}): "
-          + ", ".join(f"{role} {load['other_cores']:.2f}" for role, load in loads.items())
-          + (": NOT a clean measurement, rerun on an idle machine" if summary["noisy"] else ""))
+    print("machine: cores busy with other work: " + ", ".join(f"{role} {load['other_cores']:.2f}"
+                                                            for role, load in loads.items())
+          + f" (of {max(load['cores'] for load in loads.values())} cores)"
+          + ("; NOT a clean measurement, rerun on an idle machine" if summary["noisy"] else ""))
     verdict = "identical" if summary["identical"] else f"DIFFERENT ({len(parity['mismatches'])} values)"
     print(f"parity: {verdict}: {parity['samples_compared']} per-sample values, {parity['scores_compared']} scores, "
           f"max score difference {parity['max_score_diff']:.2g}")

@@ -217,14 +217,11 @@ def strategies(profile: str, devices: str, seeds: int, noise: float, stats: list
 
 def _background(console: Console, summary: CompareSummary) -> None:
     """Other work on the machine during each run, and a loud note when it was enough to skew the speed-up."""
-    loads = summary.background
-    if not loads:
+    from spectrabench.report.data import busy_with_other_work
+
+    if not summary.background:
         return
-    during = ", ".join(f"{role} {load.other_cores:.2f}"
-                       + (f" (+{load.steal_cores:.2f} stolen by the hypervisor)" if load.steal_cores >= 0.01 else "")
-                       for role, load in loads.items())
-    cores = max(load.cores for load in loads.values())
-    console.print(f"  machine    cores busy with other work (of {cores}): {during}")
+    console.print(f"  machine    cores busy with other work: {busy_with_other_work(summary.background)}")
     if summary.noisy:
         console.print("  [bold yellow]the machine was busy with other work while it was timed: the speed-up is not a "
                       "clean measurement; rerun it on an idle machine[/]")

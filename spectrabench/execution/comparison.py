@@ -16,12 +16,12 @@ from contextlib import AbstractContextManager
 from pydantic import BaseModel
 
 from spectrabench.execution.driver import execute_run
-from spectrabench.execution.machineload import BackgroundLoad, background_between, cpu_snapshot
+from spectrabench.execution.machineload import background_between, cpu_snapshot
 from spectrabench.execution.outcomes import RunObserver, RunSummary
 from spectrabench.execution.runplan import RunOptions, RunPlan, plan_run
 from spectrabench.profiles import Profile
 from spectrabench.settings import Settings
-from spectrabench.store.compares import record_compare_run
+from spectrabench.store.compares import MachineLoad, record_compare_run
 from spectrabench.store.parity import ParityReport, compare_runs
 
 ObserverFactory = Callable[[RunPlan], AbstractContextManager[RunObserver]]
@@ -37,7 +37,7 @@ class CompareSummary(BaseModel):
     speedup: float
     parity: ParityReport
     # Other work on this machine while each run was timed (`machineload`), by role.
-    background: dict[str, BackgroundLoad] = {}
+    background: dict[str, MachineLoad] = {}
 
     @property
     def noisy(self) -> bool:
@@ -62,7 +62,7 @@ def run_compare(profile: Profile, options: RunOptions, settings: Settings, obser
     """
     compare_id = secrets.token_hex(6)
     summaries: dict[str, RunSummary] = {}
-    background: dict[str, BackgroundLoad] = {}
+    background: dict[str, MachineLoad] = {}
     cores = os.cpu_count() or 1
     for role in ("baseline", "optimized"):
         plan = plan_run(profile, options.model_copy(update={"mode": role, "force": True}), settings)
@@ -70,7 +70,7 @@ def run_compare(profile: Profile, options: RunOptions, settings: Settings, obser
             before = cpu_snapshot()
             summaries[role] = execute_run(plan, settings, observer)
             background[role] = background_between(before, cpu_snapshot(), cores)
-        record_compare_run(settings.db_file, compare_id, role, plan.run_id)
+        record_compare_run(settings.db_file, compare_id, role, plan.run_id, background[role])
         if summaries[role].status == "interrupted":
             raise KeyboardInterrupt
     baseline, optimized = summaries["baseline"], summaries["optimized"]

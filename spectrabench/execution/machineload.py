@@ -15,10 +15,8 @@ import time
 from typing import NamedTuple
 
 import psutil
-from pydantic import BaseModel
 
-# Other work on more than this share of the machine's cores (or steal on that share) makes a timing suspect.
-NOISY_SHARE = 0.1
+from spectrabench.store.compares import MachineLoad
 
 
 class CpuSnapshot(NamedTuple):
@@ -30,27 +28,6 @@ class CpuSnapshot(NamedTuple):
     own_s: float  # user + system time of this process and of the children it has waited for
 
 
-class BackgroundLoad(BaseModel, frozen=True):
-    """Other work on the machine while a run was timed, in cores busy on average.
-
-    Attributes:
-        other_cores: Cores busy with processes other than the run's.
-        steal_cores: Cores the hypervisor gave to other guests.
-        cores: Logical cores of the machine.
-        wall_s: How long it was measured.
-    """
-
-    other_cores: float
-    steal_cores: float
-    cores: int
-    wall_s: float
-
-    @property
-    def noisy(self) -> bool:
-        """Whether other work (or steal) took more than `NOISY_SHARE` of the machine while the run was timed."""
-        return max(self.other_cores, self.steal_cores) > NOISY_SHARE * self.cores
-
-
 def cpu_snapshot() -> CpuSnapshot:
     """The CPU time the machine and this run have used so far."""
     times = psutil.cpu_times()
@@ -60,9 +37,9 @@ def cpu_snapshot() -> CpuSnapshot:
     return CpuSnapshot(time.monotonic(), busy, getattr(times, "steal", 0.0), own)
 
 
-def background_between(before: CpuSnapshot, after: CpuSnapshot, cores: int) -> BackgroundLoad:
+def background_between(before: CpuSnapshot, after: CpuSnapshot, cores: int) -> MachineLoad:
     """The other work between two snapshots (taken once the run's workers were waited for, so their time is the
-    run's own); never below zero, as the counters tick at different moments.
+    run's own), in cores busy on average; never below zero, as the counters tick at different moments.
 
     Args:
         before: Taken just before the run.
@@ -72,5 +49,4 @@ def background_between(before: CpuSnapshot, after: CpuSnapshot, cores: int) -> B
     wall = max(after.at_s - before.at_s, 1e-9)
     other = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
     steal = after.steal_s - before.steal_s
-    return BackgroundLoad(other_cores=max(0.0, other / wall), steal_cores=max(0.0, steal / wall),
-                          cores=max(1, cores), wall_s=wall)
+    return MachineLoad(other_cores=max(0.0, other / wall), steal_cores=max(0.0, steal / wall), cores=max(1, cores))

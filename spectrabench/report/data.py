@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from spectrabench.report.tables import Leaderboard, build_leaderboard
+from spectrabench.store.compares import MachineLoad
 from spectrabench.store.queries import RunInfo
 from spectrabench.store.report_queries import AttemptRow, JobOutcome, ResourceSample
 
@@ -39,6 +41,20 @@ class CompareView(NamedTuple):
     optimized: RunSide | None
     speedup: float | None
     parity: Parity | None
+    loads: dict[str, MachineLoad]  # other work on the machine while each side was timed, where measured
+
+    @property
+    def noisy(self) -> bool:
+        """Whether other work took enough of the machine while a side was timed to make the speed-up suspect."""
+        return any(load.noisy for load in self.loads.values())
+
+
+def busy_with_other_work(loads: Mapping[str, MachineLoad]) -> str:
+    """The cores other work kept busy while each run was timed, e.g. "baseline 0.90, optimized 0.01 (of 2 cores)",
+    with what the hypervisor stole where it stole any."""
+    parts = [f"{role} {load.other_cores:.2f}" + (f" (+{load.steal_cores:.2f} stolen by the hypervisor)"
+                                                 if load.steal_cores >= 0.01 else "") for role, load in loads.items()]
+    return f"{', '.join(parts)} (of {max((load.cores for load in loads.values()), default=0)} cores)"
 
 
 class ReportData(NamedTuple):
@@ -120,7 +136,7 @@ def load_compare(db: Path, run_id: str) -> CompareView | None:
         if baseline.wall_s and optimized.wall_s:
             speedup = baseline.wall_s / optimized.wall_s
         parity = score_parity(baseline.board, optimized.board)
-    return CompareView(pair.compare_id, baseline, optimized, speedup, parity)
+    return CompareView(pair.compare_id, baseline, optimized, speedup, parity, pair.loads)
 
 
 def load_report(db: Path, run_id: str) -> ReportData:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from spectrabench.report.data import CompareView, ReportData, RunSide
+from spectrabench.report.data import CompareView, ReportData, RunSide, busy_with_other_work
 from spectrabench.report.tables import to_markdown, to_rows
 
 
@@ -52,6 +52,11 @@ def _compare_markdown(view: CompareView | None) -> list[str]:
     lines = [f"Compare {view.compare_id}:", "", *_md_table(["role", "run", "mode", "wall s", "attempts"], rows)]
     if view.speedup is not None:
         lines += ["", f"Speed-up: {view.speedup:.2f}x"]
+    if view.loads:
+        lines += ["", f"Cores busy with other work while timed: {busy_with_other_work(view.loads)}"]
+    if view.noisy:
+        lines += ["", "**The machine was busy with other work while it was timed: the speed-up is not a clean "
+                      "measurement.**"]
     if view.parity is not None:
         lines += ["", f"Score parity: {view.parity.identical} of {view.parity.compared} pairs identical"
                       f" (max |diff| {view.parity.max_abs_diff:.4g})"]
@@ -72,6 +77,7 @@ def to_report_json(data: ReportData) -> str:
     compare = None if view is None else {
         "compare_id": view.compare_id, "baseline": _side_json(view.baseline),
         "optimized": _side_json(view.optimized), "speedup": view.speedup,
+        "machine_load": {role: load.model_dump() for role, load in view.loads.items()}, "noisy": view.noisy,
         "parity": view.parity._asdict() if view.parity else None}
     return json.dumps({
         "run": {"run_id": run.run_id, "profile": run.profile, "mode": run.mode, "limit": run.limit,

@@ -6,20 +6,47 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel
+
 from spectrabench.store.db import connect
 
 ROLES = ("baseline", "optimized")
 
 
+# Other work on more than this share of the machine's cores (or steal on that share) makes a timing suspect.
+NOISY_SHARE = 0.1
+
+
+class MachineLoad(BaseModel, frozen=True):
+    """Other work on the machine while a run was timed (`execution.machineload`).
+
+    Attributes:
+        other_cores: Cores busy with processes other than the run's, on average.
+        steal_cores: Cores the hypervisor gave to other guests, on average.
+        cores: Logical cores of the machine.
+    """
+
+    other_cores: float
+    steal_cores: float
+    cores: int
+
+    @property
+    def noisy(self) -> bool:
+        """Whether other work (or steal) took more than `NOISY_SHARE` of the machine while the run was timed."""
+        return max(self.other_cores, self.steal_cores) > NOISY_SHARE * self.cores
+
+
 class ComparePair(NamedTuple):
-    """The runs of one comparison; a role is None while its run has not been recorded (e.g. it was interrupted)."""
+    """The runs of one comparison; a role is None while its run has not been recorded (e.g. it was interrupted).
+    `loads` holds, by role, the machine's other work while that run was timed, where it was measured."""
 
     compare_id: str
     baseline_run_id: str | None
     optimized_run_id: str | None
+    loads: dict[str, MachineLoad]
 
 
-def record_compare_run(db: Path, compare_id: str, role: str, run_id: str) -> None:
+def record_compare_run(db: Path, compare_id: str, role: str, run_id: str, load: MachineLoad | None = None) -> None:
     """Record that `run_id` is the `role` run of comparison `compare_id` (replacing an earlier one of that role).
 
     Args:
@@ -27,6 +54,7 @@ def record_compare_run(db: Path, compare_id: str, role: str, run_id: str) -> Non
         compare_id: Shared by the baseline and the optimized run of one comparison.
         role: "baseline" or "optimized".
         run_id: A run of the runs table.
+        load: The machine's other work while the run was timed, when measured.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -34,7 +62,10 @@ def record_compare_run(db: Path, compare_id: str, role: str, run_id: str) -> Non
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM compares WHERE compare_id = ? AND role = ?", [compare_id, role])
-        con.execute("INSERT INTO compares VALUES (?, ?, ?, ?)", [compare_id, role, run_id, now])
+        con.execute("INSERT INTO compares (compare_id, role, run_id, recorded_at, other_cores, steal_cores, cores) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [compare_id, role, run_id, now,
+                                                     *((load.other_cores, load.steal_cores, load.cores) if load
+                                                       else (None, None, None))])
         con.execute("COMMIT")
 
 
@@ -53,5 +84,16 @@ def find_compare(db: Path, run_id: str) -> ComparePair | None:
                           [run_id]).fetchone()
         if row is None:
             return None
-        roles = dict(con.execute("SELECT role, run_id FROM compares WHERE compare_id = ?", [row[0]]).fetchall())
-    return ComparePair(row[0], roles.get("baseline"), roles.get("optimized"))
+        # A store of schema 3 opened read-only has no load columns yet.
+        measured = "other_cores, steal_cores, cores" if _has_load_columns(con) else "NULL, NULL, NULL"
+        rows = con.execute(f"SELECT role, run_id, {measured} FROM compares WHERE compare_id = ?", [row[0]]).fetchall()
+    roles = {role: run for role, run, *_ in rows}
+    loads = {role: MachineLoad(other_cores=float(other), steal_cores=float(steal or 0.0), cores=int(cores))
+             for role, _, other, steal, cores in rows if other is not None and cores is not None}
+    return ComparePair(row[0], roles.get("baseline"), roles.get("optimized"), loads)
+
+
+def _has_load_columns(con: Any) -> bool:
+    row = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'compares' "
+                      "AND column_name = 'other_cores'").fetchone()
+    return bool(row and row[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1 = [
     """CREATE TABLE runs (
@@ -57,7 +57,15 @@ _V3 = [
     """ALTER TABLE runs ADD COLUMN sampling VARCHAR DEFAULT 'first'""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+# How busy the machine was with other work while a compare's run was timed (`execution.machineload`): cores busy
+# with other processes and stolen by the hypervisor, on average, and the machine's cores. NULL for older pairs.
+_V4 = [
+    """ALTER TABLE compares ADD COLUMN other_cores DOUBLE""",
+    """ALTER TABLE compares ADD COLUMN steal_cores DOUBLE""",
+    """ALTER TABLE compares ADD COLUMN cores INTEGER""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def migrate(con: Any) -> int:

@@ -10,8 +10,8 @@ import pytest
 
 from spectrabench.cli import render
 from spectrabench.execution.comparison import CompareSummary
-from spectrabench.execution.machineload import BackgroundLoad
 from spectrabench.execution.outcomes import RunSummary
+from spectrabench.store.compares import MachineLoad
 from spectrabench.store.parity import ParityReport
 from tests.conftest import run_cli
 
@@ -43,7 +43,7 @@ def _summary(other_cores: float) -> CompareSummary:
                           jobs_total=2, jobs_completed=2, jobs_reused=0, jobs_failed=0, attempts=2, retries=0,
                           wall_s=wall_s, db_path="x.duckdb")
 
-    loads = {role: BackgroundLoad(other_cores=load, steal_cores=0.0, cores=2, wall_s=10.0)
+    loads = {role: MachineLoad(other_cores=load, steal_cores=0.0, cores=2)
              for role, load in (("baseline", other_cores), ("optimized", 0.01))}
     return CompareSummary(compare_id="c", profile="p", baseline=run("baseline", 20.0), optimized=run("optimized", 10.0),
                           speedup=2.0, parity=ParityReport(samples_compared=4, scores_compared=2, max_score_diff=0.0,
@@ -53,7 +53,7 @@ def _summary(other_cores: float) -> CompareSummary:
 def test_a_speed_up_timed_on_a_busy_machine_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     render.comparison(_summary(0.9), as_json=False)
     loud = capsys.readouterr().out
-    assert "cores busy with other work (of 2): baseline 0.90, optimized 0.01" in loud
+    assert "cores busy with other work: baseline 0.90, optimized 0.01 (of 2 cores)" in loud
     assert "not a clean measurement" in loud
     render.comparison(_summary(0.02), as_json=False)
     quiet = capsys.readouterr().out

@@ -20,7 +20,7 @@ from spectrabench.report.data import load_report
 from spectrabench.report.html import SECTIONS, to_html
 from spectrabench.report.plots import render_plots
 from spectrabench.report.text import to_report_json, to_report_markdown
-from spectrabench.store.compares import record_compare_run
+from spectrabench.store.compares import MachineLoad, record_compare_run
 from tests.conftest import MODEL_CACHE, REPO
 from tests.report.chromium import chromium_binary, load_page, screenshot
 
@@ -171,14 +171,18 @@ def test_compare_section_sets_both_runs_side_by_side(store: Store, tmp_path: Pat
     data_dir = tmp_path / "data"
     shutil.copytree(store.data_dir, data_dir)
     db = data_dir / "spectrabench.duckdb"
-    record_compare_run(db, "cmp-1", "baseline", store.run_id)
-    record_compare_run(db, "cmp-1", "optimized", store.run_id)
+    record_compare_run(db, "cmp-1", "baseline", store.run_id, MachineLoad(other_cores=0.9, steal_cores=0.0, cores=2))
+    record_compare_run(db, "cmp-1", "optimized", store.run_id, MachineLoad(other_cores=0.0, steal_cores=0.0, cores=2))
     data = load_report(db, store.run_id)
     compare = json.loads(to_report_json(data))["compare"]
     assert compare["compare_id"] == "cmp-1" and compare["speedup"] == pytest.approx(1.0)
     assert compare["parity"]["compared"] == 4 == compare["parity"]["identical"]
+    # The machine was busy with other work while the baseline was timed: every format says so.
+    assert compare["noisy"] is True and compare["machine_load"]["baseline"]["other_cores"] == 0.9
+    assert "not a clean measurement" in to_report_markdown(data)
     plots = render_plots(data)
     html = to_html(data, plots)
     assert "Speed-up: 1.00x" in html and "every score identical" in html and 'id="plot-compare"' in html
+    assert "baseline 0.90, optimized 0.00 (of 2 cores)" in html and "not a clean measurement" in html
     (tmp_path / "compare.png").write_bytes(plots["compare"])
     _assert_png(tmp_path / "compare.png")

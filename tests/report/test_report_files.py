@@ -10,7 +10,7 @@ import pytest
 from spectrabench.cli.app import main
 from spectrabench.errors import UserError
 from spectrabench.report.files import write_binary_files, write_into_folder, write_text
-from spectrabench.store.compares import find_compare, record_compare_run
+from spectrabench.store.compares import MachineLoad, find_compare, record_compare_run
 from spectrabench.store.db import connect
 from spectrabench.store.history import History
 from spectrabench.store.report_queries import export_run_parquet, split_devices
@@ -138,9 +138,10 @@ def test_store_from_before_compares_reads_and_exports(tmp_path: Path) -> None:
 def test_compare_pair_is_found_from_either_run(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     record_compare_run(db, "c1", "baseline", "run-a")
-    assert find_compare(db, "run-a") == ("c1", "run-a", None)
-    record_compare_run(db, "c1", "optimized", "run-b")
-    assert find_compare(db, "run-b") == ("c1", "run-a", "run-b")
+    assert find_compare(db, "run-a") == ("c1", "run-a", None, {})
+    busy = MachineLoad(other_cores=0.9, steal_cores=0.0, cores=2)
+    record_compare_run(db, "c1", "optimized", "run-b", busy)
+    assert find_compare(db, "run-b") == ("c1", "run-a", "run-b", {"optimized": busy})
     with pytest.raises(ValueError, match="role"):
         record_compare_run(db, "c1", "fastest", "run-c")
 
