@@ -8,7 +8,6 @@ machine is reported as such.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -63,13 +62,12 @@ def run_compare(profile: Profile, options: RunOptions, settings: Settings, obser
     compare_id = secrets.token_hex(6)
     summaries: dict[str, RunSummary] = {}
     background: dict[str, MachineLoad] = {}
-    cores = os.cpu_count() or 1
     for role in ("baseline", "optimized"):
         plan = plan_run(profile, options.model_copy(update={"mode": role, "force": True}), settings)
         with observe(plan) as observer:
             before = cpu_snapshot()
             summaries[role] = execute_run(plan, settings, observer)
-            background[role] = background_between(before, cpu_snapshot(), cores)
+            background[role] = background_between(before, cpu_snapshot())
         record_compare_run(settings.db_file, compare_id, role, plan.run_id, background[role])
         if summaries[role].status == "interrupted":
             raise KeyboardInterrupt
