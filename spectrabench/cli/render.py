@@ -217,14 +217,13 @@ def strategies(profile: str, devices: str, seeds: int, noise: float, stats: list
 
 def _background(console: Console, summary: CompareSummary) -> None:
     """Other work on the machine during each run, and a loud note when it was enough to skew the speed-up."""
-    from spectrabench.report.data import busy_with_other_work
+    from spectrabench.report.data import BUSY_MACHINE_WARNING, busy_with_other_work
 
     if not summary.background:
         return
     console.print(f"  machine    cores busy with other work: {busy_with_other_work(summary.background)}")
     if summary.noisy:
-        console.print("  [bold yellow]the machine was busy with other work while it was timed: the speed-up is not a "
-                      "clean measurement; rerun it on an idle machine[/]")
+        console.print(f"  [bold yellow]{BUSY_MACHINE_WARNING}[/]")
 
 
 def comparison(summary: CompareSummary, *, as_json: bool) -> None:

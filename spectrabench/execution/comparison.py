@@ -20,7 +20,7 @@ from spectrabench.execution.outcomes import RunObserver, RunSummary
 from spectrabench.execution.runplan import RunOptions, RunPlan, plan_run
 from spectrabench.profiles import Profile
 from spectrabench.settings import Settings
-from spectrabench.store.compares import MachineLoad, record_compare_run
+from spectrabench.store.compares import MachineLoad, busy_while_timed, record_compare_run
 from spectrabench.store.parity import ParityReport, compare_runs
 
 ObserverFactory = Callable[[RunPlan], AbstractContextManager[RunObserver]]
@@ -41,7 +41,7 @@ class CompareSummary(BaseModel):
     @property
     def noisy(self) -> bool:
         """Whether other work took enough of the machine during either run to make the speed-up suspect."""
-        return any(load.noisy for load in self.background.values())
+        return busy_while_timed(self.background)
 
     @property
     def ok(self) -> bool:

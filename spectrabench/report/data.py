@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from spectrabench.report.tables import Leaderboard, build_leaderboard
-from spectrabench.store.compares import MachineLoad
+from spectrabench.store.compares import MachineLoad, busy_while_timed
 from spectrabench.store.queries import RunInfo
 from spectrabench.store.report_queries import AttemptRow, JobOutcome, ResourceSample
 
@@ -46,7 +46,12 @@ class CompareView(NamedTuple):
     @property
     def noisy(self) -> bool:
         """Whether other work took enough of the machine while a side was timed to make the speed-up suspect."""
-        return any(load.noisy for load in self.loads.values())
+        return busy_while_timed(self.loads)
+
+
+# What every format says of a speed-up timed while other work took much of the machine (`CompareView.noisy`).
+BUSY_MACHINE_WARNING = ("The machine was busy with other work while it was timed: the speed-up is not a clean "
+                        "measurement; rerun the compare on an idle machine.")
 
 
 def busy_with_other_work(loads: Mapping[str, MachineLoad]) -> str:

@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime
 from html import escape
 
-from spectrabench.report.data import CompareView, ReportData, RunSide, busy_with_other_work
+from spectrabench.report.data import BUSY_MACHINE_WARNING, CompareView, ReportData, RunSide, busy_with_other_work
 from spectrabench.report.tables import cell_text
 
 # Every section is always present (with a sentence where there is nothing to show), so readers and tests can rely
@@ -216,8 +216,7 @@ def _compare(data: ReportData, plots: dict[str, bytes]) -> str:
     if view.loads:
         parts.append(f"<p>Cores busy with other work while timed: {escape(busy_with_other_work(view.loads))}.</p>")
     if view.noisy:
-        parts.append("<p><strong>The machine was busy with other work while it was timed: the speed-up is not a "
-                     "clean measurement; rerun the compare on an idle machine.</strong></p>")
+        parts.append(f"<p><strong>{escape(BUSY_MACHINE_WARNING)}</strong></p>")
     parity = view.parity
     if parity is not None:
         verdict = ("every score identical" if parity.compared and parity.identical == parity.compared

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from spectrabench.report.data import CompareView, ReportData, RunSide, busy_with_other_work
+from spectrabench.report.data import BUSY_MACHINE_WARNING, CompareView, ReportData, RunSide, busy_with_other_work
 from spectrabench.report.tables import to_markdown, to_rows
 
 
@@ -55,8 +55,7 @@ def _compare_markdown(view: CompareView | None) -> list[str]:
     if view.loads:
         lines += ["", f"Cores busy with other work while timed: {busy_with_other_work(view.loads)}"]
     if view.noisy:
-        lines += ["", "**The machine was busy with other work while it was timed: the speed-up is not a clean "
-                      "measurement.**"]
+        lines += ["", f"**{BUSY_MACHINE_WARNING}**"]
     if view.parity is not None:
         lines += ["", f"Score parity: {view.parity.identical} of {view.parity.compared} pairs identical"
                       f" (max |diff| {view.parity.max_abs_diff:.4g})"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +35,11 @@ class MachineLoad(BaseModel, frozen=True):
     def noisy(self) -> bool:
         """Whether other work (or steal) took more than `NOISY_SHARE` of the machine while the run was timed."""
         return max(self.other_cores, self.steal_cores) > NOISY_SHARE * self.cores
+
+
+def busy_while_timed(loads: Mapping[str, MachineLoad]) -> bool:
+    """Whether other work took enough of the machine while any of the runs was timed to make their ratio suspect."""
+    return any(load.noisy for load in loads.values())
 
 
 class ComparePair(NamedTuple):
