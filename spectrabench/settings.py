@@ -34,6 +34,11 @@ class Settings(BaseSettings):
                     "worker enforces it (torch's per-process fraction), so a run can share cards with other work.")
     timeout_factor: float = Field(default=5.0, gt=1,
                                   description="Default job timeout = this x predicted runtime, once learned.")
+    learn_from_busy_machine: bool = Field(
+        default=False,
+        description="Learn from the timings of attempts that other work on the machine competed with for its cores "
+                    "(left out by default: they say more about the neighbours than about the job). For a machine "
+                    "that is never idle.")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
     hf_hub_offline: bool = Field(default=False, validation_alias=AliasChoices("HF_HUB_OFFLINE"))
 

@@ -37,6 +37,8 @@ class TrainingReport(BaseModel):
     cv: dict[str, Any] | None
     stages: list[StageCount]
     skipped: str | None = None
+    # Finished tasks left out because other work competed with them for the machine's cores (`store.machineload`).
+    left_out_busy: int = 0
     # The share of the learned runtime correction a (model, task) pair without history gets (`prediction.pairweight`).
     unseen_pair_weight: float | None = None
 
@@ -45,7 +47,8 @@ _DOMAINS = ("under 1B", "1B to large", "large")
 
 
 def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
-                    token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> TrainingReport:
+                    token_scales: Mapping[tuple[str, str], TokenCount] | None = None,
+                    include_contended: bool = False) -> TrainingReport:
     """Fit the learned predictor on every history record, score it in time order, and store a new version.
 
     Args:
@@ -54,14 +57,17 @@ def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
         with_cv: Also run the time-ordered cross-validation (its error is stored with the version).
         token_scales: Real token counts of (model, task) pairs (`harness.tokencounts`), for records written before
             they were counted (`store.learning.load_history`).
+        include_contended: Learn from tasks timed while other work competed for the machine's cores too
+            (`Settings.learn_from_busy_machine`).
     """
     from spectrabench.prediction.learned import LearnedPredictor, time_ordered_cv
     from spectrabench.prediction.stages import size_domain, stage_for
     from spectrabench.store.history import History
-    from spectrabench.store.learning import load_history
+    from spectrabench.store.learning import load_history, timings_left_out
 
     started = time.perf_counter()
-    history = load_history(db, token_scales)
+    history = load_history(db, token_scales, include_contended=include_contended)
+    left_out = 0 if include_contended else timings_left_out(db)
     counts: dict[tuple[str, int], tuple[int, float]] = {}
     for record in history:
         key = (record.features.device_kind, size_domain(record.features.params_b, cfg))
@@ -75,7 +81,7 @@ def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
     if len(history) < MIN_TRAINING_RECORDS:
         return TrainingReport(records=len(history), version=None, seconds=time.perf_counter() - started, cv=None,
                               stages=stages, skipped=f"{len(history)} records; training starts at "
-                                                    f"{MIN_TRAINING_RECORDS}")
+                                                    f"{MIN_TRAINING_RECORDS}", left_out_busy=left_out)
     cv: dict[str, Any] | None = None
     if with_cv and len(history) >= 12:
         report = time_ordered_cv(history, folds=min(5, len(history) // 6))
@@ -86,4 +92,4 @@ def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
     version = History(db).save_predictor(predictor.to_bytes(), n_records=len(history),
                                          cv_error=None if error is None or math.isnan(error) else error)
     return TrainingReport(records=len(history), version=version, seconds=time.perf_counter() - started, cv=cv,
-                          stages=stages, unseen_pair_weight=predictor.unseen_pair_weight)
+                          stages=stages, unseen_pair_weight=predictor.unseen_pair_weight, left_out_busy=left_out)

@@ -44,7 +44,8 @@ def predictor(profile: str = typer.Option("", "--profile", "-p",
         loaded = load_profile(profile, settings)
         # Records written before tokens were counted get the profile's real counts (`harness.tokencounts`).
         cfg, scales = loaded.scheduler, scales_for(loaded, settings)
-    render.training(train_predictor(settings.db_file, cfg, token_scales=scales), as_json=as_json)
+    render.training(train_predictor(settings.db_file, cfg, token_scales=scales,
+                                    include_contended=settings.learn_from_busy_machine), as_json=as_json)
 
 
 DEFAULT_POOL = "A100-80GB,H100-80GB,H200-141GB,L4-24GB"
@@ -195,7 +196,8 @@ def thresholds(simulated: bool = typer.Option(False, "--simulated",
         from spectrabench.harness.tokencounts import scales_for
 
         # As training does: the profile's tokenizers count the prompts of records written before counts were kept.
-        history = load_history(settings.db_file, scales_for(loaded, settings) if loaded is not None else None)
+        history = load_history(settings.db_file, scales_for(loaded, settings) if loaded is not None else None,
+                               include_contended=settings.learn_from_busy_machine)
         source = f"the store {settings.db_file}"
     try:
         report = phase2.calibrate_thresholds(history, base)

@@ -64,6 +64,10 @@ def run_summary(summary: RunSummary, *, as_json: bool) -> None:
             console.print(f"  {model} x {where}: {kind}: {message}")
         if len(grouped) > 15:
             console.print(f"  ... and {len(grouped) - 15} more (spectrabench report --run {summary.run_id})")
+    from spectrabench.report.data import contended_attempts_note
+
+    if note := contended_attempts_note(summary.model_dump()):
+        console.print(f"[bold yellow]{note}[/]")
     if summary.training:
         console.print(summary.training)
     console.print(f"store: {summary.db_path}")
@@ -169,7 +173,9 @@ def training(report: TrainingReport, *, as_json: bool) -> None:
         print(report.model_dump_json(indent=2))
         return
     console = Console(highlight=False)
-    console.print(f"history: {report.records} records")
+    console.print(f"history: {report.records} records" + (
+        f" ({report.left_out_busy} more left out: other work competed with them for the machine's cores)"
+        if report.left_out_busy else ""))
     if report.cv:
         table = Table(title=f"time-ordered CV ({report.cv['folds']} folds, {report.cv['n_test']} held-out records)")
         for column in ("method", "runtime MAPE", "runtime MAE s", "memory coverage", "over-reservation GB"):

@@ -20,7 +20,8 @@ from spectrabench.execution.outcomes import RunObserver, RunSummary
 from spectrabench.execution.runplan import RunOptions, RunPlan, plan_run
 from spectrabench.profiles import Profile
 from spectrabench.settings import Settings
-from spectrabench.store.compares import MachineLoad, busy_while_timed, record_compare_run
+from spectrabench.store.compares import busy_while_timed, record_compare_run
+from spectrabench.store.machineload import MachineLoad
 from spectrabench.store.parity import ParityReport, compare_runs
 
 ObserverFactory = Callable[[RunPlan], AbstractContextManager[RunObserver]]

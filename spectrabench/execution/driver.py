@@ -33,6 +33,7 @@ from spectrabench.planning.tails import RunningJob
 from spectrabench.planning.workitems import work_item
 from spectrabench.settings import Settings
 from spectrabench.store.history import AttemptRecord, History
+from spectrabench.store.machineload import MachineLoad
 
 
 @dataclass
@@ -59,6 +60,7 @@ class _Run:
         self.failures: list[JobFailure] = []
         self.attempts = 0
         self.retries = 0
+        self.contended: list[MachineLoad] = []  # attempts that other work on the machine competed with
         self.in_flight: dict[str, _JobState] = {}
         self._attempt_dirs: dict[str, tuple[Path, float]] = {}  # in-flight key -> (attempt folder, wall start)
         self._placed: dict[str, frozenset[str]] = {}  # in-flight key -> its device ids
@@ -267,6 +269,8 @@ class _Run:
             kind, message = ErrorKind.BAD_OUTPUT, f"{bad.path.name}: {bad.reason}"
         usage = result.usage
         progress = outcome.progress
+        if result.background is not None and result.background.contended:
+            self.contended.append(result.background)
         # On CPU the worker's own peak RSS catches spikes between monitor samples; on GPU the monitor's NVML
         # figure is what the device really held (torch's max_memory_allocated stays in the worker record).
         on_gpu = result.request.devices[0].kind == "cuda"
@@ -277,7 +281,8 @@ class _Run:
             load_s=progress.get("load_s"), provision_s=progress.get("provision_s"),
             peak_mem_gb=max(peaks) if peaks else None, mean_util_pct=usage.mean_util_pct,
             returncode=outcome.returncode, error_kind=kind.value if kind else None, error=message,
-            worker={k: progress.get(k) for k in ("device", "import_s", "tasks", "peak_mem_gb")}),
+            worker={k: progress.get(k) for k in ("device", "import_s", "tasks", "peak_mem_gb")},
+            background=result.background),
             [(s.t, s.device, s.mem_gb, s.util_pct) for s in usage.samples])
         if kind is None:
             self._finish_job(state, "complete")
@@ -351,7 +356,8 @@ def execute_run(plan: RunPlan, settings: Settings, observer: RunObserver | None 
                                  jobs_failed=run.counts["failed"], attempts=run.attempts, retries=run.retries,
                                  wall_s=time.perf_counter() - started, db_path=str(settings.db_file),
                                  predictor_version=version, training=training, failures=run.failures,
-                                 tail_moves=run.tail_moves)
+                                 tail_moves=run.tail_moves, contended_attempts=len(run.contended),
+                                 other_cores_max=max((b.other_cores for b in run.contended), default=None))
             history.mark_lost("interrupted", "the run was interrupted before this attempt finished")
             history.finish_run(plan.run_id, status, summary.model_dump(mode="json"))
     return summary
@@ -365,12 +371,15 @@ def _learn(settings: Settings, plan: RunPlan) -> tuple[int | None, str]:
     try:
         # Counted again rather than taken from the plan: a builtin model built during this run has a tokenizer now.
         scales = profile_token_scales(plan.profile.models, plan.sources, settings.model_cache)
-        report = train_predictor(settings.db_file, plan.profile.scheduler, token_scales=scales)
+        report = train_predictor(settings.db_file, plan.profile.scheduler, token_scales=scales,
+                                 include_contended=settings.learn_from_busy_machine)
     except Exception as exc:  # the run's results are stored; learning can wait for the next run
         return plan.predictor_version, f"predictor training failed: {type(exc).__name__}: {exc}"
+    busy = f" ({report.left_out_busy} more left out: timed on a busy machine)" if report.left_out_busy else ""
     if report.version is None:
-        return plan.predictor_version, f"predictor not trained: {report.skipped}"
-    return report.version, f"predictor v{report.version} trained on {report.records} records in {report.seconds:.1f} s"
+        return plan.predictor_version, f"predictor not trained: {report.skipped}{busy}"
+    return report.version, (f"predictor v{report.version} trained on {report.records} records{busy} in "
+                            f"{report.seconds:.1f} s")
 
 
 def _public_settings(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from spectrabench.execution.attempt import AttemptOutcome
 from spectrabench.execution.monitor import AttemptUsage
 from spectrabench.hardware import DeviceSpec
 from spectrabench.harness.workerspec import WorkerSpec
+from spectrabench.store.machineload import MachineLoad
 
 
 class AttemptRequest(NamedTuple):
@@ -24,11 +25,13 @@ class AttemptRequest(NamedTuple):
 
 
 class AttemptResult(NamedTuple):
-    """A finished attempt: what the worker did, and what the monitor measured."""
+    """A finished attempt: what the worker did, what the monitor measured, and how busy the machine was with other
+    work while it ran (None where the backend cannot tell, as on Ray, whose workers are not the driver's)."""
 
     request: AttemptRequest
     outcome: AttemptOutcome
     usage: AttemptUsage
+    background: MachineLoad | None = None
 
 
 class DeviceBusy(Exception):

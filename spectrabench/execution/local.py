@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import psutil
+
 from spectrabench.execution.attempt import collect_outcome, kill_process_group, start_worker
 from spectrabench.execution.executor import AttemptRequest, AttemptResult, check_devices
+from spectrabench.execution.machineload import CpuSnapshot, background_between, cpu_snapshot
 from spectrabench.execution.monitor import Monitor
 from spectrabench.hardware import DeviceSpec, visible_devices_env
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,12 +26,15 @@ class _Running:
     proc: subprocess.Popen[bytes]
     started: float
     deadline: float | None
+    process: psutil.Process | None  # the worker, for its CPU time while it runs
+    clock: CpuSnapshot | None  # the machine's and the run's CPU time when it started
     cancelled: bool = False
 
 
 class LocalExecutor:
     """Runs attempts as local subprocesses; enforces one attempt per device (or several that agreed to share a GPU);
-    measures each with a Monitor (per process, so attempts sharing a GPU are measured apart).
+    measures each with a Monitor (per process, so attempts sharing a GPU are measured apart), and the other work
+    the machine did while it ran (`machineload`: every worker of this executor counts as the run's own).
 
     Args:
         devices: The device slots attempts may be placed on.
@@ -57,7 +66,12 @@ class LocalExecutor:
         started = time.time()
         proc = start_worker(request.spec, env)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
-        self._running[request.key] = _Running(request, proc, started, deadline)
+        try:
+            process: psutil.Process | None = psutil.Process(proc.pid)
+        except psutil.Error:
+            process = None  # already gone: its CPU time is waited-for time once reaped
+        clock = self._clock([*self._live(), *([process] if process else [])])
+        self._running[request.key] = _Running(request, proc, started, deadline, process, clock)
         for device in request.devices:
             self._busy.setdefault(device.id, []).append(request)
         self._monitor.watch(request.key, proc.pid, request.devices)
@@ -77,9 +91,25 @@ class LocalExecutor:
             else:
                 self._busy.pop(device.id, None)
         usage = self._monitor.unwatch(key)
+        # The worker is reaped by now (its time is waited-for time): the others still running count live.
+        after = self._clock(self._live())
+        background = background_between(entry.clock, after) if entry.clock and after else None
         outcome = collect_outcome(entry.request.spec, returncode, entry.started, timeout_s=entry.request.timeout_s,
                                   cancelled=entry.cancelled)
-        return AttemptResult(entry.request, outcome, usage)
+        return AttemptResult(entry.request, outcome, usage, background)
+
+    @staticmethod
+    def _clock(live: list[psutil.Process]) -> CpuSnapshot | None:
+        """A snapshot of the machine's CPU time, or None: a figure that cannot be read never fails an attempt."""
+        try:
+            return cpu_snapshot(live)
+        except (OSError, psutil.Error) as exc:
+            log.debug("cannot read the machine's CPU time: %s", exc)
+            return None
+
+    def _live(self) -> list[psutil.Process]:
+        """The workers still running, for the run's share of the machine's CPU time."""
+        return [entry.process for entry in self._running.values() if entry.process is not None]
 
     def wait(self, timeout_s: float | None = None) -> list[AttemptResult]:
         """Block until at least one attempt finishes (or `timeout_s` passes); return the finished ones."""

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
+from spectrabench.execution.machineload import process_tree
 from spectrabench.hardware import DeviceSpec
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class Monitor:
         """RSS of the worker's process tree, and its CPU use since the previous sample."""
         rss, busy, measured = 0, 0.0, False
         seen: dict[int, tuple[float, float]] = {}
-        for proc in _tree(watch.root):
+        for proc in process_tree(watch.root):
             try:
                 with proc.oneshot():
                     mem = proc.memory_info().rss
@@ -204,7 +205,7 @@ class Monitor:
 
     def _sample_gpu(self, watch: _Watch, t: float, readings: dict[int, _GpuReading]) -> None:
         """The worker's memory on each of its GPUs, with each GPU's utilisation."""
-        pids = {proc.pid for proc in _tree(watch.root)}
+        pids = {proc.pid for proc in process_tree(watch.root)}
         if not pids:
             return  # the worker has exited: what the GPU holds now belongs to someone else
         for device in watch.devices:
@@ -271,17 +272,6 @@ class Monitor:
         if what not in self._warned:
             self._warned.add(what)
             log.warning(message, *args, exc_info=exc_info)
-
-
-def _tree(root: psutil.Process | None) -> list[psutil.Process]:
-    """The worker and all its descendants; empty once the worker is gone."""
-    try:
-        # is_running also compares start times, so a pid reused after the worker exited is not measured.
-        if root is None or not root.is_running():
-            return []
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 def _attributed_gb(reading: _GpuReading, pids: set[int]) -> float:

@@ -41,6 +41,10 @@ class RunSummary(BaseModel):
     training: str | None = None
     failures: list[JobFailure] = Field(default_factory=list)
     tail_moves: int = 0  # unstarted tails of running jobs moved to idle devices (each a job of its own)
+    # Attempts that other work on the machine competed with (`store.machineload`): their timings stay in the store
+    # but the predictor does not learn from them. The most cores that other work took during one of them.
+    contended_attempts: int = 0
+    other_cores_max: float | None = None
 
     @property
     def exit_code(self) -> int:

@@ -238,7 +238,8 @@ def load_predictor(profile: Profile, settings: Settings,
     from spectrabench.store.learning import latest_predictor, load_history
 
     stored = latest_predictor(settings.db_file)
-    history = load_history(settings.db_file, token_scales) if stored is not None else []
+    history = (load_history(settings.db_file, token_scales, include_contended=settings.learn_from_busy_machine)
+               if stored is not None else [])
     learned = stored.predictor if stored is not None else None
     return Predictor(profile.scheduler, learned, history), stored.version if stored else None
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from spectrabench.report.tables import Leaderboard, build_leaderboard
-from spectrabench.store.compares import MachineLoad, busy_while_timed
+from spectrabench.store.compares import busy_while_timed
+from spectrabench.store.machineload import MachineLoad
 from spectrabench.store.queries import RunInfo
 from spectrabench.store.report_queries import AttemptRow, JobOutcome, ResourceSample
 
@@ -52,6 +53,18 @@ class CompareView(NamedTuple):
 # What every format says of a speed-up timed while other work took much of the machine (`CompareView.noisy`).
 BUSY_MACHINE_WARNING = ("The machine was busy with other work while it was timed: the speed-up is not a clean "
                         "measurement; rerun the compare on an idle machine.")
+
+
+def contended_attempts_note(summary: Mapping[str, Any]) -> str | None:
+    """What every format says of a run some of whose attempts other work competed with for the machine's cores
+    (`RunSummary.contended_attempts`), or None when none did (or the run predates the measurement)."""
+    count = summary.get("contended_attempts") or 0
+    if not count:
+        return None
+    peak = summary.get("other_cores_max") or 0.0
+    return (f"Other work took up to {peak:.1f} cores of the machine while {count} attempt(s) ran: their scores stand, "
+            "but their measured times are not clean and the predictor does not learn from them (run on an idle "
+            "machine to teach it).")
 
 
 def busy_with_other_work(loads: Mapping[str, MachineLoad]) -> str:

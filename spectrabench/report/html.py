@@ -6,7 +6,14 @@ import base64
 from datetime import UTC, datetime
 from html import escape
 
-from spectrabench.report.data import BUSY_MACHINE_WARNING, CompareView, ReportData, RunSide, busy_with_other_work
+from spectrabench.report.data import (
+    BUSY_MACHINE_WARNING,
+    CompareView,
+    ReportData,
+    RunSide,
+    busy_with_other_work,
+    contended_attempts_note,
+)
 from spectrabench.report.tables import cell_text
 
 # Every section is always present (with a sentence where there is nothing to show), so readers and tests can rely
@@ -99,6 +106,8 @@ def _summary(data: ReportData) -> str:
                                      "retries)")))
     if summary.get("training"):
         facts.append(("predictor", escape(str(summary["training"]))))
+    if note := contended_attempts_note(summary):
+        facts.append(("busy machine", f'<strong>{escape(note)}</strong>'))
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return _section("summary", f'<dl class="facts">{items}</dl>')
 

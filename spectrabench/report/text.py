@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from spectrabench.report.data import BUSY_MACHINE_WARNING, CompareView, ReportData, RunSide, busy_with_other_work
+from spectrabench.report.data import (
+    BUSY_MACHINE_WARNING,
+    CompareView,
+    ReportData,
+    RunSide,
+    busy_with_other_work,
+    contended_attempts_note,
+)
 from spectrabench.report.tables import to_markdown, to_rows
 
 
@@ -37,6 +44,8 @@ def to_report_markdown(data: ReportData) -> str:
                            [[a.model, ", ".join(a.tasks), str(a.attempt), str(a.batch_size or "-"),
                              ", ".join(a.devices), _num(a.runtime_s, 1), _num(a.peak_mem_gb), a.status,
                              f"{a.error_kind}: {a.error}" if a.error_kind else ""] for a in data.attempts])
+    if note := contended_attempts_note(data.run.summary):
+        lines += ["", f"**{note}**"]
     lines += ["", "## Baseline vs optimized", ""]
     lines += _compare_markdown(data.compare)
     return "\n".join(lines) + "\n"

@@ -7,34 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
-
 from spectrabench.store.db import connect
+from spectrabench.store.machineload import MachineLoad
 
 ROLES = ("baseline", "optimized")
-
-
-# Other work on more than this share of the machine's cores (or steal on that share) makes a timing suspect.
-NOISY_SHARE = 0.1
-
-
-class MachineLoad(BaseModel, frozen=True):
-    """Other work on the machine while a run was timed (`execution.machineload`).
-
-    Attributes:
-        other_cores: Cores busy with processes other than the run's, on average.
-        steal_cores: Cores the hypervisor gave to other guests, on average.
-        cores: Logical cores of the machine.
-    """
-
-    other_cores: float
-    steal_cores: float
-    cores: int
-
-    @property
-    def noisy(self) -> bool:
-        """Whether other work (or steal) took more than `NOISY_SHARE` of the machine while the run was timed."""
-        return max(self.other_cores, self.steal_cores) > NOISY_SHARE * self.cores
 
 
 def busy_while_timed(loads: Mapping[str, MachineLoad]) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from spectrabench.harness.results import ScoreRow, TaskOutput
 from spectrabench.planning.jobs import Job, TaskRef
 from spectrabench.store.db import connect
+from spectrabench.store.machineload import MachineLoad
 
 
 def _now() -> datetime:
@@ -38,6 +39,7 @@ class AttemptRecord(NamedTuple):
     error_kind: str | None
     error: str | None
     worker: dict[str, Any]
+    background: MachineLoad | None = None  # other work on the machine while it ran, where measured
 
 
 class PartResult(NamedTuple):
@@ -135,11 +137,15 @@ class History:
         with self._transaction() as con:
             con.execute(
                 "UPDATE attempts SET finished_at = ?, status = ?, runtime_s = ?, load_s = ?, provision_s = ?, "
-                "peak_mem_gb = ?, mean_util_pct = ?, returncode = ?, error_kind = ?, error = ?, worker = ? "
+                "peak_mem_gb = ?, mean_util_pct = ?, returncode = ?, error_kind = ?, error = ?, worker = ?, "
+                "other_cores = ?, steal_cores = ?, own_cores = ?, cores = ? "
                 "WHERE job_key = ? AND run_id = ? AND attempt = ?",
                 [_ts(record.finished_at), record.status, record.runtime_s, record.load_s, record.provision_s,
                  record.peak_mem_gb, record.mean_util_pct, record.returncode, record.error_kind, record.error,
-                 json.dumps(record.worker, default=str), record.job_key, run_id, record.attempt])
+                 json.dumps(record.worker, default=str),
+                 *((load.other_cores, load.steal_cores, load.own_cores, load.cores) if (load := record.background)
+                   else (None, None, None, None)),
+                 record.job_key, run_id, record.attempt])
             if samples:
                 con.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [[record.job_key, run_id, record.attempt, t, device, mem, util]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from spectrabench.store.db import connect
+from spectrabench.store.machineload import MachineLoad
 
 if TYPE_CHECKING:
     from spectrabench.prediction.features import HistoryRecord, TokenCount
@@ -23,8 +24,11 @@ class StoredPredictor(NamedTuple):
     predictor: LearnedPredictor
 
 
-def load_history(db: Path, token_scales: Mapping[tuple[str, str], TokenCount] | None = None) -> list[HistoryRecord]:
-    """Every finished task with its features and costs, oldest first.
+def load_history(db: Path, token_scales: Mapping[tuple[str, str], TokenCount] | None = None, *,
+                 include_contended: bool = False) -> list[HistoryRecord]:
+    """Every finished task with its features and costs, oldest first, but those timed while other work competed for
+    the machine's cores (`timings_left_out`) unless `include_contended` (`Settings.learn_from_busy_machine`): their
+    runtimes say more about the neighbours than about the task.
 
     A record's runtime is the task's own evaluation time; load time and peak memory are its attempt's. Records
     written before prompt tokens were counted get the counts in `token_scales` (`harness.tokencounts`), so that
@@ -32,18 +36,33 @@ def load_history(db: Path, token_scales: Mapping[tuple[str, str], TokenCount] | 
     """
     from spectrabench.prediction.features import HistoryRecord, JobFeatures, recounted
 
+    rows = [row for row, contended in _finished_tasks(db) if include_contended or not contended]
+    return recounted([HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
+                                    float(finished), model, task)
+                      for features, runtime, load, peak, finished, model, task in rows], token_scales or {})
+
+
+def timings_left_out(db: Path) -> int:
+    """How many finished tasks `load_history` leaves out because other work competed with their attempt for the
+    machine's cores (`store.machineload.MachineLoad.contended`)."""
+    return sum(contended for _, contended in _finished_tasks(db))
+
+
+def _finished_tasks(db: Path) -> list[tuple[tuple[Any, ...], bool]]:
+    """Each finished task's history columns, oldest first, with whether its attempt was contended."""
     if not db.exists():
         return []
     with connect(db) as con:
         rows = con.execute(
-            """SELECT t.features, t.runtime_s, a.load_s, a.peak_mem_gb, epoch(t.finished_at), t.model, t.task
+            """SELECT t.features, t.runtime_s, a.load_s, a.peak_mem_gb, epoch(t.finished_at), t.model, t.task,
+                      a.other_cores, a.steal_cores, a.own_cores, a.cores
                FROM task_results t JOIN attempts a
                  ON a.job_key = t.job_key AND a.run_id = t.run_id AND a.attempt = t.attempt
                WHERE t.features IS NOT NULL AND t.runtime_s IS NOT NULL
                ORDER BY t.finished_at""").fetchall()
-    return recounted([HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
-                                    float(finished), model, task)
-                      for features, runtime, load, peak, finished, model, task in rows], token_scales or {})
+    return [(tuple(row[:7]), other is not None and MachineLoad(other_cores=other, steal_cores=steal or 0.0,
+                                                                own_cores=own, cores=cores or 1).contended)
+            for row in rows for other, steal, own, cores in [row[7:]]]
 
 
 def latest_predictor(db: Path) -> StoredPredictor | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1 = [
     """CREATE TABLE runs (
@@ -65,7 +65,16 @@ _V4 = [
     """ALTER TABLE compares ADD COLUMN cores INTEGER""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# The same per attempt of a local run, with the run's own cores busy (`store.machineload`): learning leaves out the
+# timings of attempts that other work competed with. NULL for older attempts and for Ray's.
+_V5 = [
+    """ALTER TABLE attempts ADD COLUMN other_cores DOUBLE""",
+    """ALTER TABLE attempts ADD COLUMN steal_cores DOUBLE""",
+    """ALTER TABLE attempts ADD COLUMN own_cores DOUBLE""",
+    """ALTER TABLE attempts ADD COLUMN cores INTEGER""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 
 def migrate(con: Any) -> int:

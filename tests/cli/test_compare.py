@@ -11,7 +11,7 @@ import pytest
 from spectrabench.cli import render
 from spectrabench.execution.comparison import CompareSummary
 from spectrabench.execution.outcomes import RunSummary
-from spectrabench.store.compares import MachineLoad
+from spectrabench.store.machineload import MachineLoad
 from spectrabench.store.parity import ParityReport
 from tests.conftest import run_cli
 

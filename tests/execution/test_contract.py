@@ -159,7 +159,7 @@ def test_timeout_kills_and_reports(executor: Executor, devices: list[DeviceSpec]
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
 
 
-def test_usage_is_measured(executor: Executor, devices: list[DeviceSpec], tmp_path: Path) -> None:
+def test_usage_is_measured(executor: Executor, backend: str, devices: list[DeviceSpec], tmp_path: Path) -> None:
     executor.submit(_request(tmp_path, "measured", "hanging", devices[0]))
     _wait_file(tmp_path / "measured" / "hang-child.pid")
     time.sleep(0.5)
@@ -167,3 +167,10 @@ def test_usage_is_measured(executor: Executor, devices: list[DeviceSpec], tmp_pa
     result = _wait_for(executor, "measured", 20)
     assert result.usage.peak_mem_gb is not None and result.usage.peak_mem_gb > 0.005
     assert result.usage.samples
+    # The machine's other work while it ran: measured where the backend's workers are the driver's own processes
+    # (local), else unknown (Ray's run under its raylet), never made up.
+    if backend == "local":
+        assert result.background is not None and result.background.cores >= 1
+        assert result.background.own_cores is not None and result.background.other_cores >= 0.0
+    else:
+        assert result.background is None

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 from spectrabench.execution.machineload import CpuSnapshot, background_between, cpu_snapshot
 
 # Burns `seconds` of its own CPU time, however busy the machine is.
@@ -62,3 +64,23 @@ def test_only_the_cores_the_run_may_use_count() -> None:
             "from spectrabench.execution.machineload import cpu_snapshot; print(cpu_snapshot().cores)")
     pinned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert pinned.stdout.strip() == "1"
+
+
+def test_a_live_worker_s_cpu_is_the_run_s_own_and_stays_so_once_reaped() -> None:
+    # The local executor counts its workers that are still running as live processes and the finished ones as
+    # waited for: the run's own CPU time must neither miss a live worker nor drop when one is reaped.
+    worker = subprocess.Popen([sys.executable, "-c", _BURN.format(seconds=1.0)])
+    process = psutil.Process(worker.pid)
+    try:
+        time.sleep(0.3)
+        before, worker_before = cpu_snapshot([process]), sum(process.cpu_times()[:2])
+        time.sleep(0.5)
+        during, worker_during = cpu_snapshot([process]), sum(process.cpu_times()[:2])
+    finally:
+        worker.wait()
+    after = cpu_snapshot([process])  # reaped: no longer live, its whole time is waited-for time now
+    # Read a moment apart, the two figures of the worker's time agree to within a few clock ticks.
+    assert during.own_s - before.own_s >= (worker_during - worker_before) - 0.05
+    assert after.own_s >= during.own_s
+    load = background_between(before, after)
+    assert load.own_cores is not None and load.own_cores > 0.3  # the worker burned most of a core throughout

@@ -49,6 +49,10 @@ def test_run_records_everything_then_resumes_then_forces(tmp_path: Path, data_di
         assert _count(db, table) > 0, table
     assert _count(db, "attempts") == 1
     con = duckdb.connect(str(db), read_only=True)
+    # The attempt measured the machine while it ran: its own cores busy (the worker loading and evaluating) and the
+    # other work beside it, on the cores it could use.
+    own, other, cores = con.execute("SELECT own_cores, other_cores, cores FROM attempts").fetchone()
+    assert own > 0.05 and other >= 0.0 and cores >= 1
     per_task = con.execute("SELECT task, n_samples, runtime_s FROM task_results ORDER BY task").fetchall()
     sample_docs = con.execute("SELECT task, count(DISTINCT doc_id) FROM samples GROUP BY task ORDER BY task").fetchall()
     con.close()

@@ -20,7 +20,8 @@ from spectrabench.report.data import load_report
 from spectrabench.report.html import SECTIONS, to_html
 from spectrabench.report.plots import render_plots
 from spectrabench.report.text import to_report_json, to_report_markdown
-from spectrabench.store.compares import MachineLoad, record_compare_run
+from spectrabench.store.compares import record_compare_run
+from spectrabench.store.machineload import MachineLoad
 from tests.conftest import MODEL_CACHE, REPO
 from tests.report.chromium import chromium_binary, load_page, screenshot
 
@@ -164,6 +165,25 @@ def test_markdown_and_json_carry_predictions_attempts_and_compare(store: Store) 
     assert [a["status"] for a in report["attempts"]].count("complete") == 2 and len(report["attempts"]) == 3
     assert all(j["stage"] == "intelligent" for j in report["jobs"] if j["model"] != "ghost")
     assert report["compare"] is None
+
+
+def test_a_run_whose_attempts_met_other_work_says_so_in_every_format(store: Store, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(store.data_dir, data_dir)
+    db = data_dir / "spectrabench.duckdb"
+    with duckdb.connect(str(db)) as con:
+        # Every attempt of the local run measured the machine while it ran.
+        measured = con.execute("SELECT own_cores, other_cores, cores FROM attempts WHERE run_id = ?",
+                               [store.run_id]).fetchall()
+        assert len(measured) == 3 and all(own is not None and other is not None and cores >= 1
+                                          for own, other, cores in measured)
+        # As the driver sums it up when a neighbour competed with two of them.
+        con.execute("UPDATE runs SET summary = json_merge_patch(summary, ?) WHERE run_id = ?",
+                    ['{"contended_attempts": 2, "other_cores_max": 0.93}', store.run_id])
+    data = load_report(db, store.run_id)
+    note = "Other work took up to 0.9 cores of the machine while 2 attempt(s) ran"
+    assert note in to_report_markdown(data) and note in to_html(data, render_plots(data))
+    assert json.loads(to_report_json(data))["run"]["summary"]["contended_attempts"] == 2
 
 
 def test_compare_section_sets_both_runs_side_by_side(store: Store, tmp_path: Path) -> None:

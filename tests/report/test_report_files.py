@@ -10,9 +10,10 @@ import pytest
 from spectrabench.cli.app import main
 from spectrabench.errors import UserError
 from spectrabench.report.files import write_binary_files, write_into_folder, write_text
-from spectrabench.store.compares import MachineLoad, find_compare, record_compare_run
+from spectrabench.store.compares import find_compare, record_compare_run
 from spectrabench.store.db import connect
 from spectrabench.store.history import History
+from spectrabench.store.machineload import MachineLoad
 from spectrabench.store.report_queries import export_run_parquet, split_devices
 from spectrabench.store.schema import MIGRATIONS
 from tests.conftest import CliResult

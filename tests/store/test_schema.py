@@ -9,8 +9,9 @@ import duckdb
 import pytest
 
 from spectrabench.errors import UserError
-from spectrabench.store.compares import MachineLoad, find_compare, record_compare_run
+from spectrabench.store.compares import find_compare, record_compare_run
 from spectrabench.store.db import connect
+from spectrabench.store.machineload import MachineLoad
 from spectrabench.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 
 
@@ -62,3 +63,25 @@ def test_a_compare_recorded_before_machine_loads_reads_without_them(tmp_path: Pa
     record_compare_run(db, "c1", "optimized", "run-b", busy)
     assert find_compare(db, "run-b") == ("c1", "run-a", "run-b", {"optimized": busy})
     assert busy.noisy and not MachineLoad(other_cores=0.1, steal_cores=0.0, cores=2).noisy
+
+
+def test_history_written_before_attempts_were_measured_is_learned_from_as_before(tmp_path: Path) -> None:
+    from spectrabench.store.learning import load_history, timings_left_out
+    from tests.prediction import synthetic_history
+
+    db = tmp_path / "s.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE schema_version (version INTEGER)")
+    for version in (1, 2, 3, 4):  # a store written by the release before schema 5
+        for statement in MIGRATIONS[version]:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version VALUES (?)", [version])
+    record = synthetic_history(1)[0]
+    con.execute("INSERT INTO attempts (job_key, run_id, attempt, status, load_s, peak_mem_gb) "
+                "VALUES ('j', 'r', 1, 'complete', ?, ?)", [record.load_s, record.peak_mem_gb])
+    con.execute("INSERT INTO task_results (task_key, run_id, job_key, attempt, model, task, runtime_s, finished_at, "
+                "features) VALUES ('t', 'r', 'j', 1, ?, ?, ?, to_timestamp(?), ?)",
+                [record.model, record.task, record.runtime_s, record.finished_at, record.features.model_dump_json()])
+    con.close()
+    assert [r.runtime_s for r in load_history(db)] == [record.runtime_s]
+    assert timings_left_out(db) == 0
