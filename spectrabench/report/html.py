@@ -176,11 +176,13 @@ def _attempts(data: ReportData) -> str:
     if data.attempts:
         rows = [[escape(a.model), escape(", ".join(a.tasks)), str(a.attempt), escape(str(a.batch_size or "–")),
                  escape(", ".join(a.devices)), _fmt(a.start_s, 1), _fmt(a.runtime_s, 1), _fmt(a.load_s, 1),
-                 _fmt(a.peak_mem_gb), _fmt(a.mean_util_pct, 0), _status(a.status),
+                 _fmt(a.peak_mem_gb), _fmt(a.mean_util_pct, 0), _fmt(a.other_cores), _status(a.status),
                  escape(f"{a.error_kind}: {a.error}" if a.error_kind else "")] for a in data.attempts]
-        parts.append(f"<p>{len(data.attempts)} attempts:</p>")
+        parts.append(f"<p>{len(data.attempts)} attempts (other cores: the machine's cores other work kept busy "
+                     "while the attempt ran):</p>")
         parts.append(_table(["model", "tasks", "try", "batch", "device", "start s", "runtime s", "load s",
-                             "peak GB", "mean util %", "status", "cause"], rows, numeric={2, 3, 5, 6, 7, 8, 9},
+                             "peak GB", "mean util %", "other cores", "status", "cause"], rows,
+                            numeric={2, 3, 5, 6, 7, 8, 9, 10},
                             bad_rows={i for i, a in enumerate(data.attempts) if a.status != "complete"}))
     else:
         parts.append('<p class="note">No attempt ran in this run.</p>')

@@ -40,9 +40,11 @@ def to_report_markdown(data: ReportData) -> str:
                              str(j.attempts), j.status] for j in data.jobs])
     if data.attempts:
         lines += ["", f"## Attempts ({len(data.attempts)})", ""]
-        lines += _md_table(["model", "tasks", "try", "batch", "device", "runtime s", "peak GB", "status", "cause"],
+        lines += _md_table(["model", "tasks", "try", "batch", "device", "runtime s", "peak GB", "other cores",
+                            "status", "cause"],
                            [[a.model, ", ".join(a.tasks), str(a.attempt), str(a.batch_size or "-"),
-                             ", ".join(a.devices), _num(a.runtime_s, 1), _num(a.peak_mem_gb), a.status,
+                             ", ".join(a.devices), _num(a.runtime_s, 1), _num(a.peak_mem_gb), _num(a.other_cores),
+                             a.status,
                              f"{a.error_kind}: {a.error}" if a.error_kind else ""] for a in data.attempts])
     if note := contended_attempts_note(data.run.summary):
         lines += ["", f"**{note}**"]

@@ -177,13 +177,20 @@ def test_a_run_whose_attempts_met_other_work_says_so_in_every_format(store: Stor
                                [store.run_id]).fetchall()
         assert len(measured) == 3 and all(own is not None and other is not None and cores >= 1
                                           for own, other, cores in measured)
+        first_other = con.execute("SELECT other_cores FROM attempts WHERE run_id = ? ORDER BY started_at, job_key, "
+                                  "attempt LIMIT 1", [store.run_id]).fetchone()[0]
         # As the driver sums it up when a neighbour competed with two of them.
         con.execute("UPDATE runs SET summary = json_merge_patch(summary, ?) WHERE run_id = ?",
                     ['{"contended_attempts": 2, "other_cores_max": 0.93}', store.run_id])
     data = load_report(db, store.run_id)
     note = "Other work took up to 0.9 cores of the machine while 2 attempt(s) ran"
-    assert note in to_report_markdown(data) and note in to_html(data, render_plots(data))
-    assert json.loads(to_report_json(data))["run"]["summary"]["contended_attempts"] == 2
+    html = to_html(data, render_plots(data))
+    assert note in to_report_markdown(data) and note in html and "<th>other cores</th>" in html
+    report = json.loads(to_report_json(data))
+    assert report["run"]["summary"]["contended_attempts"] == 2
+    # Each attempt shows the other work beside it.
+    assert report["attempts"][0]["other_cores"] == pytest.approx(first_other)
+    assert "| other cores |" in to_report_markdown(data)
 
 
 def test_compare_section_sets_both_runs_side_by_side(store: Store, tmp_path: Path) -> None:

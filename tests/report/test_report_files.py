@@ -14,7 +14,7 @@ from spectrabench.store.compares import find_compare, record_compare_run
 from spectrabench.store.db import connect
 from spectrabench.store.history import History
 from spectrabench.store.machineload import MachineLoad
-from spectrabench.store.report_queries import export_run_parquet, split_devices
+from spectrabench.store.report_queries import export_run_parquet, run_attempts, split_devices
 from spectrabench.store.schema import MIGRATIONS
 from tests.conftest import CliResult
 
@@ -129,8 +129,11 @@ def test_store_from_before_compares_reads_and_exports(tmp_path: Path) -> None:
     con.execute("CREATE TABLE schema_version (version INTEGER)")
     con.execute("INSERT INTO schema_version VALUES (1)")
     con.execute("INSERT INTO runs (run_id, profile, mode, status) VALUES ('r1', 'p', 'baseline', 'complete')")
+    con.execute("INSERT INTO attempts (job_key, run_id, attempt, status) VALUES ('j', 'r1', 1, 'complete')")
     con.close()
     assert find_compare(db, "r1") is None
+    # Its attempts predate the machine-load figures: they read as not measured.
+    assert [(a.job_key, a.other_cores) for a in run_attempts(db, "r1")] == [("j", None)]
     (tmp_path / "out").mkdir()
     written = export_run_parquet(db, "r1", tmp_path / "out")
     assert "compares.parquet" not in {p.name for p in written} and len(written) == 8
