@@ -164,16 +164,19 @@ def main() -> None:
     parser.add_argument("--model-cache", type=Path, default=REPO / ".spectrabench" / "models",
                         help="where `make history` built the smoke models")
     args = parser.parse_args()
-    from spectrabench.store.learning import load_history
+    from spectrabench.store.learning import load_history, timings_left_out
 
     if args.db.exists():
         history = load_history(args.db)
         if args.profile:
             history = _recount(args.db, history, args.profile, args.model_cache)
+        # As training does, the tasks timed while other work competed for the cores are left out.
+        left_out = timings_left_out(args.db)
+        busy = f"; {left_out} more left out, timed on a busy machine" if left_out else ""
         if len(history) >= 30:
-            _curves(f"real CPU history ({args.db})", history, args.seed, SIZES, deals=args.deals)
+            _curves(f"real CPU history ({args.db}{busy})", history, args.seed, SIZES, deals=args.deals)
         else:
-            print(f"\n{args.db} has {len(history)} records: too few for a learning curve (need 30)")
+            print(f"\n{args.db} has {len(history)} records{busy}: too few for a learning curve (need 30)")
     else:
         print(f"\nno store at {args.db}: run `make history` for the real CPU history")
     if args.simulated:
