@@ -60,9 +60,13 @@ def _finished_tasks(db: Path) -> list[tuple[tuple[Any, ...], bool]]:
                  ON a.job_key = t.job_key AND a.run_id = t.run_id AND a.attempt = t.attempt
                WHERE t.features IS NOT NULL AND t.runtime_s IS NOT NULL
                ORDER BY t.finished_at""").fetchall()
-    return [(tuple(row[:7]), other is not None and MachineLoad(other_cores=other, steal_cores=steal or 0.0,
-                                                                own_cores=own, cores=cores or 1).contended)
-            for row in rows for other, steal, own, cores in [row[7:]]]
+    tasks = []
+    for row in rows:
+        other, steal, own, cores = row[7:]  # NULL where not measured: older attempts and Ray's
+        load = None if other is None else MachineLoad(other_cores=other, steal_cores=steal or 0.0, own_cores=own,
+                                                      cores=cores or 1)
+        tasks.append((tuple(row[:7]), load is not None and load.contended))
+    return tasks
 
 
 def latest_predictor(db: Path) -> StoredPredictor | None:
