@@ -68,19 +68,25 @@ def test_only_the_cores_the_run_may_use_count() -> None:
 
 def test_a_live_worker_s_cpu_is_the_run_s_own_and_stays_so_once_reaped() -> None:
     # The local executor counts its workers that are still running as live processes and the finished ones as
-    # waited for: the run's own CPU time must neither miss a live worker nor drop when one is reaped.
-    worker = subprocess.Popen([sys.executable, "-c", _BURN.format(seconds=1.0)])
+    # waited for: the run's own CPU time must neither miss a live worker nor drop when one is reaped. The worker
+    # burns only between two lines on its stdin, so the snapshots around the burn are not racing it.
+    code = ("import sys, time\nprint('ready', flush=True)\nsys.stdin.readline()\n" + _BURN.format(seconds=0.6)
+            + "print('burnt', flush=True)\nsys.stdin.readline()\n")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert worker.stdin is not None and worker.stdout is not None
     process = psutil.Process(worker.pid)
     try:
-        time.sleep(0.3)
-        before, worker_before = cpu_snapshot([process]), sum(process.cpu_times()[:2])
-        time.sleep(0.5)
-        during, worker_during = cpu_snapshot([process]), sum(process.cpu_times()[:2])
+        assert worker.stdout.readline().strip() == "ready"
+        before = cpu_snapshot([process])
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline().strip() == "burnt"
+        during = cpu_snapshot([process])
     finally:
+        worker.stdin.close()
         worker.wait()
     after = cpu_snapshot([process])  # reaped: no longer live, its whole time is waited-for time now
-    # Read a moment apart, the two figures of the worker's time agree to within a few clock ticks.
-    assert during.own_s - before.own_s >= (worker_during - worker_before) - 0.05
-    assert after.own_s >= during.own_s
-    load = background_between(before, after)
-    assert load.own_cores is not None and load.own_cores > 0.3  # the worker burned most of a core throughout
+    assert during.own_s - before.own_s >= 0.6 - 0.02  # the burn, counted while the worker was live
+    assert after.own_s >= during.own_s - 0.02
+    load = background_between(before, during)
+    assert load.own_cores is not None and load.own_cores > 0.3
