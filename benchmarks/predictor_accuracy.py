@@ -164,14 +164,13 @@ def main() -> None:
     parser.add_argument("--model-cache", type=Path, default=REPO / ".spectrabench" / "models",
                         help="where `make history` built the smoke models")
     args = parser.parse_args()
-    from spectrabench.store.learning import load_history, timings_left_out
+    from spectrabench.store.learning import history_and_left_out
 
     if args.db.exists():
-        history = load_history(args.db)
+        # As training does, the tasks timed while other work competed for the cores are left out.
+        history, left_out = history_and_left_out(args.db)
         if args.profile:
             history = _recount(args.db, history, args.profile, args.model_cache)
-        # As training does, the tasks timed while other work competed for the cores are left out.
-        left_out = timings_left_out(args.db)
         busy = f"; {left_out} more left out, timed on a busy machine" if left_out else ""
         if len(history) >= 30:
             _curves(f"real CPU history ({args.db}{busy})", history, args.seed, SIZES, deals=args.deals)

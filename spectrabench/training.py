@@ -63,11 +63,10 @@ def train_predictor(db: Path, cfg: SchedulerConfig, *, with_cv: bool = True,
     from spectrabench.prediction.learned import LearnedPredictor, time_ordered_cv
     from spectrabench.prediction.stages import size_domain, stage_for
     from spectrabench.store.history import History
-    from spectrabench.store.learning import load_history, timings_left_out
+    from spectrabench.store.learning import history_and_left_out
 
     started = time.perf_counter()
-    history = load_history(db, token_scales, include_contended=include_contended)
-    left_out = 0 if include_contended else timings_left_out(db)
+    history, left_out = history_and_left_out(db, token_scales, include_contended=include_contended)
     counts: dict[tuple[str, int], tuple[int, float]] = {}
     for record in history:
         key = (record.features.device_kind, size_domain(record.features.params_b, cfg))

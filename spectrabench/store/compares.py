@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spectrabench.store.db import connect
+from spectrabench.store.db import connect, has_column
 from spectrabench.store.machineload import MachineLoad
 
 ROLES = ("baseline", "optimized")
@@ -67,15 +67,11 @@ def find_compare(db: Path, run_id: str) -> ComparePair | None:
         if row is None:
             return None
         # A store of schema 3 opened read-only has no load columns yet.
-        measured = "other_cores, steal_cores, cores" if _has_load_columns(con) else "NULL, NULL, NULL"
+        measured = ("other_cores, steal_cores, cores" if has_column(con, "compares", "other_cores")
+                    else "NULL, NULL, NULL")
         rows = con.execute(f"SELECT role, run_id, {measured} FROM compares WHERE compare_id = ?", [row[0]]).fetchall()
     roles = {role: run for role, run, *_ in rows}
     loads = {role: MachineLoad(other_cores=float(other), steal_cores=float(steal or 0.0), cores=int(cores))
              for role, _, other, steal, cores in rows if other is not None and cores is not None}
     return ComparePair(row[0], roles.get("baseline"), roles.get("optimized"), loads)
 
-
-def _has_load_columns(con: Any) -> bool:
-    row = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'compares' "
-                      "AND column_name = 'other_cores'").fetchone()
-    return bool(row and row[0])

@@ -52,3 +52,11 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[Any]:
         yield con
     finally:
         con.close()
+
+
+def has_column(con: Any, table: str, column: str) -> bool:
+    """Whether `table` has `column`: a store written before the schema version that added it, opened read-only
+    (reports never migrate), lacks it."""
+    row = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
+                      [table, column]).fetchone()
+    return bool(row and row[0])

@@ -34,12 +34,20 @@ def load_history(db: Path, token_scales: Mapping[tuple[str, str], TokenCount] | 
     written before prompt tokens were counted get the counts in `token_scales` (`harness.tokencounts`), so that
     old and new records are described alike (`prediction.features.recounted`).
     """
+    return history_and_left_out(db, token_scales, include_contended=include_contended)[0]
+
+
+def history_and_left_out(db: Path, token_scales: Mapping[tuple[str, str], TokenCount] | None = None, *,
+                         include_contended: bool = False) -> tuple[list[HistoryRecord], int]:
+    """`load_history`'s records and `timings_left_out`'s count (0 with `include_contended`), from one read."""
     from spectrabench.prediction.features import HistoryRecord, JobFeatures, recounted
 
-    rows = [row for row, contended in _finished_tasks(db) if include_contended or not contended]
-    return recounted([HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
-                                    float(finished), model, task)
-                      for features, runtime, load, peak, finished, model, task in rows], token_scales or {})
+    tasks = _finished_tasks(db)
+    rows = [row for row, contended in tasks if include_contended or not contended]
+    records = recounted([HistoryRecord(JobFeatures.model_validate(json.loads(features)), float(runtime), load, peak,
+                                       float(finished), model, task)
+                         for features, runtime, load, peak, finished, model, task in rows], token_scales or {})
+    return records, len(tasks) - len(rows)
 
 
 def timings_left_out(db: Path) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from spectrabench.store.compares import has_compares_table
-from spectrabench.store.db import connect
+from spectrabench.store.db import connect, has_column
 
 # The store tables a run writes rows to, exported one Parquet file each (predictors belong to no run).
 RUN_TABLES = ("runs", "jobs", "attempts", "run_tasks", "task_results", "scores", "samples", "resources")
@@ -94,7 +94,7 @@ def run_attempts(db: Path, run_id: str) -> list[AttemptRow]:
             SELECT a.job_key, coalesce(j.model, a.job_key), a.tasks, a.attempt, a.batch_size, a.devices,
                    epoch(a.started_at) - epoch(r.started_at), epoch(a.finished_at) - epoch(r.started_at),
                    a.status, a.runtime_s, a.load_s, a.peak_mem_gb, a.mean_util_pct, a.error_kind, a.error,
-                   {"a.other_cores" if _has_column(con, "attempts", "other_cores") else "NULL"}
+                   {"a.other_cores" if has_column(con, "attempts", "other_cores") else "NULL"}
             FROM attempts a JOIN runs r ON r.run_id = a.run_id
             LEFT JOIN jobs j ON j.job_key = a.job_key AND j.run_id = a.run_id
             WHERE a.run_id = ? ORDER BY a.started_at, a.job_key, a.attempt
@@ -102,13 +102,6 @@ def run_attempts(db: Path, run_id: str) -> list[AttemptRow]:
     return [AttemptRow(key, model, json.loads(tasks) if tasks else [], attempt, batch, split_devices(devices),
                        start, end, status, *rest)
             for key, model, tasks, attempt, batch, devices, start, end, status, *rest in rows]
-
-
-def _has_column(con: Any, table: str, column: str) -> bool:
-    """Whether `table` has `column`: a store written before its schema version and opened read-only lacks it."""
-    row = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-                      [table, column]).fetchone()
-    return bool(row and row[0])
 
 
 def run_job_outcomes(db: Path, run_id: str) -> list[JobOutcome]:
