@@ -26,8 +26,15 @@ _BYTES_PER_GIB = 1024**3
 # Weights may use this share of a device; the rest is for activations, KV cache and the CUDA context.
 WEIGHT_FRACTION = 0.85
 # Above this size a model's batches keep a GPU's compute busy on their own: sharing gives no throughput.
+# One limit for every card and neighbour is a compromise, measured in the simulator (40 seeds, makespan / LB p50 and
+# p95, `benchmarks/simulated_makespan.py` cases): a 9B limit (with a 0.75 slowdown) would gain on 8xH100-80GB, standard
+# 1.147 / 1.246 -> 1.115 / 1.178 at noise 0.2 and extended 1.148 / 1.227 -> 1.125 / 1.169 at 0.5, where 7-8B jobs
+# fill their gaps beside small ones; but a mix of 7-32B models alone then ran 5% longer (`benchmarks/colocation.py`,
+# 40.60 -> 42.85 h p50), and standard on 2xA100-80GB at noise 0.5 went 1.027 -> 1.054 at p95 (a slower card is kept
+# busy by smaller models). Sharing mid-size models pays only with a per-job busy share that sees card and neighbours.
 SMALL_MODEL_B = 3.0
-# Extra slowdown each additional job sharing a GPU inflicts on every job there (small models).
+# Extra slowdown each additional job sharing a GPU inflicts on every job there (small models). The same cases at 0.7
+# or 0.75 moved by under 0.01 at p50 (the rules' runtime of a co-located attempt uses 0.7, `prediction.rules`).
 SHARING_SLOWDOWN = 0.6
 # More sharers add less and less throughput (n / slowdown: 1.25x for 2, 1.36x for 3, 1.43x for 4, 1.47x for 5)
 # while their memory errors add up.
