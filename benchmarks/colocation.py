@@ -2,7 +2,8 @@
 
 Two mixes over the extended profile's 21 tasks, on one pool (8xH100-80GB by default):
 - small: 20 models of 0.5B-3B (ten small open models, each as a base and an instruct variant);
-- large: the extended profile's models above 7B (none of which `placement.can_share`).
+- large: the extended profile's models above 7B (none small: each may share only beside small models,
+  `placement.may_share`).
 
 Every strategy faces, per seed, the same workload (predictions), the same truth, the same noise and outliers
 (truth and prediction noise 0.2, 2% outliers at 3x, memory-prediction noise 0.1, batches sized to leave 10% of the

@@ -35,6 +35,7 @@ from spectrabench.planning.placement import (
     can_share,
     fits,
     largest_fitting_mem_gb,
+    may_share,
     memory_margin_gb,
     per_device_mem_gb,
     shared_finish_s,
@@ -68,6 +69,8 @@ class Context:
     leave: Callable[[WorkItem, float], bool] | None = None
     # The other devices and the queue, in corrected seconds, when the device is busy (`placement.colocation_pays`).
     rest: RestOfRun | None = None
+    # Whether a mid-size job may share this device (`placement.may_share`, `placement.shares_mid_size`).
+    mid_size_allowed: bool = True
 
 
 def make_context(slot: SlotState, running: Sequence[Running], queued_work_s: float, n_devices: int, to_seconds: float,
@@ -105,7 +108,8 @@ def admissible(item: WorkItem, priority: float, ctx: Context) -> bool:
     item_s = priority * ctx.to_seconds
     return should_colocate(item, ctx.slot, (), running=ctx.running, n_devices=ctx.n_devices, item_s=item_s,
                            queued_work_s=max(0.0, ctx.queued_work_s - item_s),
-                           rest=None if ctx.rest is None else ctx.rest.without(item_s))
+                           rest=None if ctx.rest is None else ctx.rest.without(item_s),
+                           mid_size_allowed=ctx.mid_size_allowed)
 
 
 def choose(candidates: Candidates, warm: Candidates | None, ctx: Context) -> WorkItem | None:
@@ -133,10 +137,12 @@ def choose(candidates: Candidates, warm: Candidates | None, ctx: Context) -> Wor
     return first[0]
 
 
-def pack_instead(choice_s: float, shareable: Candidates, slot: SlotState, to_seconds: float) -> WorkItem | None:
+def pack_instead(choice_s: float, shareable: Candidates, slot: SlotState, to_seconds: float, *,
+                 mid_size_allowed: bool = True) -> WorkItem | None:
     """Step 1b: the longest item that can share, instead of an idle device's `choice` of `choice_s` corrected seconds
-    that cannot, when it and the next ones that can (up to `MAX_SHARING`, fitting the device together with the
-    margin), sharing the device, would take longer than `choice` alone: longest first weighs such a pack as one job.
+    that cannot, when it and the next ones that can share with them (`placement.may_share`; up to `MAX_SHARING`,
+    fitting the device together with the margin), sharing the device, would take longer than `choice` alone:
+    longest first weighs such a pack as one job.
     Started last, small models would share nothing (`placement.colocation_pays` finds no queue to cover them) and
     leave their throughput unused. None when no pack of two or more is longer.
 
@@ -145,6 +151,7 @@ def pack_instead(choice_s: float, shareable: Candidates, slot: SlotState, to_sec
         shareable: Candidates, highest priority first, of models with items that can share.
         slot: The idle device.
         to_seconds: Turns a priority into corrected seconds.
+        mid_size_allowed: Whether a mid-size item may share the device (`placement.shares_mid_size`).
     """
     pack: list[tuple[WorkItem, float]] = []
     used_gb = 0.0
@@ -152,7 +159,8 @@ def pack_instead(choice_s: float, shareable: Candidates, slot: SlotState, to_sec
         if len(pack) == MAX_SHARING or seen >= MAX_SCAN:
             break
         mem = per_device_mem_gb(item)
-        if can_share(item) and (used_gb + mem) * (1 + MARGIN_FRACTION) + MARGIN_GB <= slot.free_mem_gb:
+        if (may_share(item, (packed for packed, _ in pack), mid_size_allowed=mid_size_allowed)
+                and (used_gb + mem) * (1 + MARGIN_FRACTION) + MARGIN_GB <= slot.free_mem_gb):
             pack.append((item, priority * to_seconds))
             used_gb += mem
     if len(pack) < 2 or shared_finish_s([s for _, s in pack]) <= choice_s:
@@ -204,7 +212,7 @@ def next_job(queue: Sequence[WorkItem], slot: SlotState, predictions_scale: floa
 
     warm = candidates(slot.last_model) if slot.last_model is not None else None
     choice = choose(candidates(), warm, ctx)
-    if choice is not None and not ctx.busy and colocate and not can_share(choice):
+    if choice is not None and not ctx.busy and colocate and not may_share(choice, ()):
         choice = pack_instead(scale(choice.model) * area_s(choice),
                               ((item, p) for p, _, item in ranked if item.model in shareable), slot, 1.0) or choice
     if choice is None and not ctx.busy:

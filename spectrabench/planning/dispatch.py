@@ -21,7 +21,15 @@ from spectrabench.planning.choice import (
     make_context,
     pack_instead,
 )
-from spectrabench.planning.placement import MAX_SHARING, RestOfRun, Running, can_share, per_device_mem_gb
+from spectrabench.planning.placement import (
+    MAX_SHARING,
+    RestOfRun,
+    Running,
+    can_share,
+    may_share,
+    per_device_mem_gb,
+    shares_mid_size,
+)
 from spectrabench.planning.queueindex import ModelBucket, area_s
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import DeviceRate, is_mixed, slow_device_rule
@@ -55,8 +63,9 @@ class DynamicLPT:
     Args:
         n_devices: Devices in the pool; when None, the devices seen so far, and no sharing before the first finish.
         colocate: Whether a busy device may take another job when `placement.should_colocate` says it pays.
-        pool: Every device with its memory and speed, when they differ; empty for a pool of one kind. Such a
-            pool packs no small items first (`choice.pack_instead`): its slow cards are where small models go.
+        pool: Every device with its memory, speed and card (`speeds.pool_rates`). A pool whose speeds differ packs
+            no small items first (`choice.pack_instead`): its slow cards are where small models go. Its cards'
+            names say where a mid-size job may share (`placement.shares_mid_size`); without a pool, anywhere.
     """
 
     name = "ours"
@@ -66,6 +75,8 @@ class DynamicLPT:
         self._n_devices = n_devices
         self._colocate = colocate
         self._rates = {rate.device_id: rate for rate in pool} if is_mixed(pool) else {}
+        # The cards a mid-size job may share (`placement.shares_mid_size`); without a pool, any.
+        self._mid_size_cards = {rate.device_id for rate in pool if shares_mid_size(rate.name)} if pool else None
         self._buckets: dict[str, ModelBucket] = {}
         self._heap: list[tuple[float, str, int]] = []  # (-priority of a bucket's head, model, version)
         self._share_heap: list[tuple[float, str, int]] = []  # the same, for buckets with items that can share
@@ -114,7 +125,8 @@ class DynamicLPT:
                 choice = choose(walk, warm, ctx)
             finally:
                 walk.close()
-        if choice is not None and not ctx.busy and not can_share(choice) and self._colocate and not self._rates:
+        if (choice is not None and not ctx.busy and self._colocate and not self._rates
+                and not may_share(choice, (), mid_size_allowed=ctx.mid_size_allowed)):
             choice = self._pack_first(choice, slot, ctx) or choice
         if choice is None and not ctx.busy and self._clean_min(self._mem_heap) <= slot.free_mem_gb:
             walk = self._walk(make_context(slot.model_copy(update={"free_mem_gb": math.inf}), (), 0.0, 1, 1.0, False))
@@ -191,6 +203,8 @@ class DynamicLPT:
         leave = self._leave_rule(slot, now, scale)
         if leave is not None:
             ctx = dataclasses.replace(ctx, leave=leave)
+        if self._mid_size_cards is not None:
+            ctx = dataclasses.replace(ctx, mid_size_allowed=slot.device_id in self._mid_size_cards)
         if not ctx.busy:
             return ctx
         # The queue job by job only near the end: earlier its total says enough, and listing it costs O(n).
@@ -202,7 +216,8 @@ class DynamicLPT:
         """`choice.pack_instead` over the pending items of models that can share, highest priority first."""
         walk = self._walk(dataclasses.replace(ctx, busy=True))  # the buckets with items that can share
         try:
-            return pack_instead(self.global_scale() * self._priority(choice), walk, slot, ctx.to_seconds)
+            return pack_instead(self.global_scale() * self._priority(choice), walk, slot, ctx.to_seconds,
+                                mid_size_allowed=ctx.mid_size_allowed)
         finally:
             walk.close()
 

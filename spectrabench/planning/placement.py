@@ -7,8 +7,11 @@ device add up.
 Co-location model: jobs sharing one GPU share its compute. Each of `n` small jobs on one device runs
 `1 + 0.6 * (n - 1)` times slower than alone while they share it, and at full speed again once it runs alone: two
 together finish in 1.6 units instead of 2 (1.25x the throughput), four in 2.8 instead of 4 (1.43x). That only holds
-for small models, whose batches leave the GPU's compute idle; a large model already saturates it, so sharing would
-only stretch both jobs, and a sharded (multi-GPU) job owns its devices. Sharing also stretches the jobs involved,
+where the jobs leave the GPU's compute idle between them: small models (up to `SMALL_MODEL_B`) do, so several may
+share; a mid-size model (up to `MID_MODEL_B`) keeps most of it busy on its own, so it may share only beside small
+ones, never beside another mid-size job, and only on a card with the compute to spare (`shares_mid_size`);
+a large model already saturates a GPU, so sharing would only stretch both jobs, and a sharded (multi-GPU) job owns
+its devices. Sharing also stretches the jobs involved,
 which costs makespan when they are the last to finish: it pays only while the rest of the queue keeps every device
 busy for longer than the jobs sharing the device take to finish together (`shared_finish_s`).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -25,14 +29,20 @@ from spectrabench.planning.schedule import SlotState, WorkItem
 _BYTES_PER_GIB = 1024**3
 # Weights may use this share of a device; the rest is for activations, KV cache and the CUDA context.
 WEIGHT_FRACTION = 0.85
-# Above this size a model's batches keep a GPU's compute busy on their own: sharing gives no throughput.
-# One limit for every card and neighbour is a compromise, measured in the simulator (40 seeds, makespan / LB p50 and
-# p95, `benchmarks/simulated_makespan.py` cases): a 9B limit (with a 0.75 slowdown) would gain on 8xH100-80GB, standard
-# 1.147 / 1.246 -> 1.115 / 1.178 at noise 0.2 and extended 1.148 / 1.227 -> 1.125 / 1.169 at 0.5, where 7-8B jobs
-# fill their gaps beside small ones; but a mix of 7-32B models alone then ran 5% longer (`benchmarks/colocation.py`,
-# 40.60 -> 42.85 h p50), and standard on 2xA100-80GB at noise 0.5 went 1.027 -> 1.054 at p95 (a slower card is kept
-# busy by smaller models). Sharing mid-size models pays only with a per-job busy share that sees card and neighbours.
+# Up to this size a model's batches leave most of a GPU's compute idle: several such jobs may share a device.
 SMALL_MODEL_B = 3.0
+# Up to this size a model leaves some compute idle, which small jobs beside it fill: it may share a device with small
+# jobs only, one mid-size job per device, on cards of `MID_SIZE_CARDS`. Measured in the simulator
+# (`benchmarks/simulated_makespan.py`, 20 seeds, makespan / LB p50 and p95, against sharing small models only): on
+# 8xH100-80GB extended 1.132 / 1.180 -> 1.119 / 1.150 at noise 0.2 and 1.148 / 1.236 -> 1.134 / 1.194 at 0.5,
+# standard 1.154 / 1.219 -> 1.143 / 1.211 at 0.5, the other cases within 0.01. Letting any two jobs up to 9B share
+# gained as much on 8xH100 but made a mix of 7-32B models alone 5% slower (`benchmarks/colocation.py`, 40.60 ->
+# 42.85 h p50); one mid-size job per device leaves that mix as it was.
+MID_MODEL_B = 9.0
+# GPU generations with the compute (750 dense bf16 TFLOP/s and more) that a mid-size model's batches leave partly
+# idle. An A100 (312) or an L4 (121) a mid-size model keeps busy alone: on 2xA100-80GB,4xL4-24GB, sharing it there
+# made extended's makespan / LB 1.066 / 1.132 -> 1.084 / 1.280 at noise 0.2.
+MID_SIZE_CARDS = ("h100", "h200", "gh200", "b100", "b200", "gb200")
 # Extra slowdown each additional job sharing a GPU inflicts on every job there (small models). The same cases at 0.7
 # or 0.75 moved by under 0.01 at p50 (the rules' runtime of a co-located attempt uses 0.7, `prediction.rules`).
 SHARING_SLOWDOWN = 0.6
@@ -143,9 +153,33 @@ def fits(slot: SlotState, item: WorkItem, margin_gb: float) -> bool:
 
 
 def can_share(item: WorkItem) -> bool:
-    """Whether `item` may share a GPU at all: small enough to leave compute idle, on a single device, and not
-    barred from sharing (`WorkItem.shareable`)."""
-    return item.shareable and item.gpus == 1 and item.params_b <= SMALL_MODEL_B
+    """Whether `item` may share a GPU at all: small or mid-size enough to leave compute idle, on a single device,
+    and not barred from sharing (`WorkItem.shareable`). With whom it may share is `may_share`'s question."""
+    return item.shareable and item.gpus == 1 and item.params_b <= MID_MODEL_B
+
+
+def shares_mid_size(card_name: str) -> bool:
+    """Whether a card (NVML's "NVIDIA H100 80GB HBM3", or a what-if pool's "H100-80GB") is of `MID_SIZE_CARDS`."""
+    name = card_name.lower()
+    return any(re.search(rf"(?<![a-z0-9]){card}(?![0-9])", name) for card in MID_SIZE_CARDS)
+
+
+def is_mid_size(item: WorkItem) -> bool:
+    """Whether `item`'s model is above `SMALL_MODEL_B`: if it shares at all, it shares only beside small jobs."""
+    return item.params_b > SMALL_MODEL_B
+
+
+def shares_freely(item: WorkItem) -> bool:
+    """Whether `item` may share a GPU with any job that can share: a small model's."""
+    return can_share(item) and not is_mid_size(item)
+
+
+def may_share(item: WorkItem, neighbours: Iterable[WorkItem], *, mid_size_allowed: bool = True) -> bool:
+    """Whether `item` may run on one GPU with `neighbours`: all of them can share, and at most one is mid-size, none
+    where `mid_size_allowed` is False (a card a mid-size model keeps busy alone, `shares_mid_size`)."""
+    together = [item, *neighbours]
+    mid_size = sum(is_mid_size(i) for i in together)
+    return all(can_share(i) for i in together) and mid_size <= (1 if mid_size_allowed else 0)
 
 
 def predicted_length_s(item: WorkItem) -> float:
@@ -231,11 +265,12 @@ def lpt_end(free_at_s: Sequence[float], lengths_s: Iterable[float]) -> float:
 def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
     """How many jobs a device of `device_mem_gb` may run at once on average, for grouping to pack for.
 
-    A typical shareable item (the median predicted peak of those that `can_share`) fits k times with the margin
-    (`k` at most `MAX_SHARING`); shareable items count k slots and the others one, weighted by predicted length.
-    1.0 when nothing can share, so a large-model profile is grouped exactly as without co-location.
+    A typical small item (the median predicted peak of those that `shares_freely`) fits k times with the margin
+    (`k` at most `MAX_SHARING`); small items count k slots and the others one, weighted by predicted length. A
+    mid-size item shares only beside small ones, so it adds no slot of its own. 1.0 when no small item can share,
+    so a profile of mid-size and large models is grouped exactly as without co-location.
     """
-    shareable = sorted(per_device_mem_gb(i) for i in items if can_share(i))
+    shareable = sorted(per_device_mem_gb(i) for i in items if shares_freely(i))
     total_s = sum(predicted_length_s(i) for i in items)
     if not shareable or total_s <= 0:
         return 1.0
@@ -243,17 +278,17 @@ def jobs_per_device(items: Sequence[WorkItem], device_mem_gb: float) -> float:
     # k items of `typical` GiB with the margin for all of them: k * typical * (1 + fraction) + constant.
     room = (device_mem_gb - MARGIN_GB) / ((1.0 + MARGIN_FRACTION) * typical) if typical > 0 else MAX_SHARING
     k = max(1, min(MAX_SHARING, math.floor(room)))
-    share = sum(predicted_length_s(i) for i in items if can_share(i)) / total_s
+    share = sum(predicted_length_s(i) for i in items if shares_freely(i)) / total_s
     return 1.0 + share * (k - 1)
 
 
 def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], *, running: Sequence[Running] = (),
                     n_devices: int = 1, item_s: float | None = None, queued_work_s: float | None = None,
-                    rest: RestOfRun | None = None) -> bool:
+                    rest: RestOfRun | None = None, mid_size_allowed: bool = True) -> bool:
     """Whether starting `item` on `slot` next to what runs there pays (see the module docstring).
 
-    An empty slot is no co-location: always True. Otherwise every job involved must be able to share, each job
-    running there must be known (in `running`), and `colocation_pays` must hold.
+    An empty slot is no co-location: always True. Otherwise each job running there must be known (in `running`),
+    the jobs must be allowed together (`may_share`), and `colocation_pays` must hold.
 
     Args:
         item: The candidate.
@@ -264,12 +299,13 @@ def should_colocate(item: WorkItem, slot: SlotState, queue: Sequence[WorkItem], 
         item_s: The candidate's (corrected) predicted length; its cold predicted length by default.
         queued_work_s: The queue's (corrected) predicted work without the candidate, when the caller keeps it.
         rest: The other devices and the queue, the candidate not in it (`colocation_pays`), when known.
+        mid_size_allowed: Whether a mid-size job may share `slot` (`shares_mid_size`).
     """
     if not slot.running:
         return True
     if len(running) != len(slot.running) or len(slot.running) + 1 > MAX_SHARING:
         return False
-    if not can_share(item) or not all(can_share(r.item) for r in running):
+    if not may_share(item, (r.item for r in running), mid_size_allowed=mid_size_allowed):
         return False
     length = predicted_length_s(item) if item_s is None else item_s
     if queued_work_s is None:

@@ -30,12 +30,13 @@ LATE_SLACK = 1.2
 
 
 class DeviceRate(NamedTuple):
-    """One device of a pool as a scheduler weighs it: its memory, and its speed relative to the reference device
-    that predictions are made for."""
+    """One device of a pool as a scheduler weighs it: its memory, its speed relative to the reference device that
+    predictions are made for, and its card's name (`DeviceSpec.name`; "" where unknown)."""
 
     device_id: str
     total_mem_gb: float
     speed: float = 1.0
+    name: str = ""
 
 
 def is_mixed(pool: Sequence[DeviceRate]) -> bool:
@@ -63,7 +64,7 @@ def assign(free: list[float], length_s: float, mem_gb: float, pool: Sequence[Dev
 def pool_rates(devices: Sequence[DeviceSpec], speeds: Mapping[str, float] | None) -> list[DeviceRate]:
     """The `DeviceRate` of each device, its speed that of its kind (`DeviceSpec.name`) in `speeds` (1.0 where the
     kind is not listed)."""
-    return [DeviceRate(d.id, d.total_mem_gb, (speeds or {}).get(d.name, 1.0)) for d in devices]
+    return [DeviceRate(d.id, d.total_mem_gb, (speeds or {}).get(d.name, 1.0), d.name) for d in devices]
 
 
 def fastest_first(devices: Sequence[DeviceSpec], speeds: Mapping[str, float]

@@ -139,22 +139,28 @@ def test_never_overcommits_memory_by_the_predictions() -> None:
     assert checked > 300
 
 
-def test_a_random_run_never_overcommits_and_shares_only_small_models() -> None:
+def test_a_random_run_never_overcommits_and_shares_small_models_and_one_mid_size_at_most() -> None:
     rng = random.Random(11)
     items = [item(f"i{n}", model=f"m{n % 9}", runtime=rng.uniform(5, 400), load=rng.uniform(5, 60),
                   mem=rng.uniform(1, 70), params_b=[0.1, 0.5, 1.0, 7.0, 13.0][n % 5]) for n in range(1200)]
+    size = {i.key: i.params_b for i in items}
     devices = [(f"cuda:{d}", 80.0) for d in range(4)]
     shared: list[str] = []
+    mid_size_shared: list[str] = []
 
     def record(queue: Sequence[WorkItem], state: SlotState, now: float, chosen: WorkItem | None) -> None:
         if chosen is not None and state.running:
             shared.append(chosen.key)
-            assert chosen.params_b <= 3.0
+            together = [chosen.params_b, *(size[key] for key in state.running)]
+            assert max(together) <= 9.0 and sum(b > 3.0 for b in together) <= 1
+            if max(together) > 3.0:
+                mid_size_shared.append(chosen.key)
 
     outcome = run_schedule(DynamicLPT(n_devices=4), items, devices, ratio=lambda i: rng.uniform(0.8, 1.2),
                            on_pick=record)
     assert outcome.starts == 1200
     assert shared, "small models with a long queue ahead should share devices"
+    assert mid_size_shared, "a 7B job should take small ones beside it"
     assert 2 <= outcome.max_sharing <= MAX_SHARING
 
 
@@ -247,18 +253,24 @@ def test_the_last_small_job_shares_a_device_rather_than_wait_for_one() -> None:
 def test_an_idle_device_starts_small_items_first_when_sharing_it_they_outlast_the_longest_item() -> None:
     smalls = [item(f"s{i}", model=f"s{i}", runtime=60.0, mem=5, params_b=0.5) for i in range(4)]
     # Sharing a device the four take 60 s x slowdown(4) = 168 s, longer than the 100 s item alone: they go first.
-    big = item("big", model="big", runtime=100.0, mem=10)
+    big = item("big", model="big", runtime=100.0, mem=10, params_b=13.0)
     assert DynamicLPT(n_devices=2).pick([big, *smalls], slot("cuda:0"), 0.0) in smalls
     assert next_job([big, *smalls], slot("cuda:0"), n_devices=2) in smalls
     # Two fit beside each other only (a 96 s pack): the longest item goes first, as it does without sharing.
     assert next_job([big, *smalls], slot("cuda:0", total=16.0), n_devices=2) == big
-    longer = item("big", model="big", runtime=200.0, mem=20)
+    longer = item("big", model="big", runtime=200.0, mem=20, params_b=13.0)
     assert DynamicLPT(n_devices=2).pick([longer, *smalls], slot("cuda:0"), 0.0) == longer
     assert next_job([longer, *smalls], slot("cuda:0"), n_devices=2) == longer
     assert next_job([big, *smalls], slot("cuda:0"), n_devices=2, colocate=False) == big
     # In a pool of unlike devices the slow cards are where small models go.
     mixed = [DeviceRate("cuda:0", 80.0, 1.0), DeviceRate("cuda:1", 80.0, 0.25)]
     assert DynamicLPT(n_devices=2, pool=mixed).pick([big, *smalls], slot("cuda:0"), 0.0) == big
+    # A mid-size item goes first where the small ones may share the card beside it: not on an A100.
+    mid = item("mid", model="mid", runtime=100.0, mem=10, params_b=7.0)
+    assert next_job([mid, *smalls], slot("cuda:0"), n_devices=2) == mid
+    h100s, a100s = ([DeviceRate(f"cuda:{d}", 80.0, 1.0, card) for d in range(2)] for card in ("H100-80GB", "A100-80GB"))
+    assert DynamicLPT(n_devices=2, pool=h100s).pick([mid, *smalls], slot("cuda:0"), 0.0) == mid
+    assert DynamicLPT(n_devices=2, pool=a100s).pick([mid, *smalls], slot("cuda:0"), 0.0) in smalls
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

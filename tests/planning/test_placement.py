@@ -16,9 +16,11 @@ from spectrabench.planning.placement import (
     gpus_needed,
     jobs_per_device,
     largest_fitting_mem_gb,
+    may_share,
     memory_margin_gb,
     per_device_mem_gb,
     shared_finish_s,
+    shares_mid_size,
     should_colocate,
 )
 from spectrabench.planning.schedule import SlotState, WorkItem
@@ -119,6 +121,32 @@ def test_jobs_per_device_counts_shared_slots_only_for_small_models_that_fit() ->
     assert jobs_per_device(large, 80.0) == 1.0  # nothing may share: grouped as without co-location
     assert jobs_per_device([work(f"s{i}", mem=30.0) for i in range(4)], 80.0) == 2.0  # two fit with the margin
     assert jobs_per_device([*small, *large], 80.0) == pytest.approx(1 + (MAX_SHARING - 1) / 2)  # half the work
+
+
+def test_a_mid_size_model_shares_only_beside_small_ones_and_only_where_allowed() -> None:
+    small, mid, large = work("s", params_b=1.5), work("m", params_b=8.0), work("l", params_b=13.0)
+    assert may_share(small, [small, small])
+    assert may_share(mid, [small, small]) and may_share(small, [mid, small])
+    assert not may_share(mid, [mid]) and not may_share(small, [mid, mid])  # two mid-size jobs fill the GPU
+    assert not may_share(large, [small]) and not may_share(small, [large])
+    assert not may_share(mid, [small], mid_size_allowed=False) and may_share(small, [small], mid_size_allowed=False)
+    barred = work("b", params_b=0.5).model_copy(update={"shareable": False})
+    assert not may_share(barred, [small]) and not may_share(small, [barred])
+    queue = [work(f"q{i}") for i in range(20)]
+    busy = slot(free=60.0, running=("r",))
+    beside_mid = [Running(work("r", params_b=8.0), 50.0)]
+    assert should_colocate(queue[0], busy, queue, running=beside_mid, n_devices=2)
+    assert not should_colocate(queue[0], busy, queue, running=beside_mid, n_devices=2, mid_size_allowed=False)
+    assert not should_colocate(mid, busy, queue, running=beside_mid, n_devices=2)
+
+
+@pytest.mark.parametrize(("card", "expected"), [
+    ("NVIDIA H100 80GB HBM3", True), ("H100-80GB", True), ("NVIDIA H200", True), ("H200-141GB", True),
+    ("NVIDIA GH200 480GB", True), ("NVIDIA B200", True), ("NVIDIA A100-SXM4-80GB", False), ("A100-40GB", False),
+    ("NVIDIA L4", False), ("L4-24GB", False), ("CPU", False), ("", False), ("NVIDIA H1000", False),
+])
+def test_mid_size_models_share_only_cards_with_compute_to_spare(card: str, expected: bool) -> None:
+    assert shares_mid_size(card) is expected
 
 
 def test_should_colocate() -> None:

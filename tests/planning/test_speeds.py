@@ -66,5 +66,5 @@ def test_pool_rates() -> None:
     a100, l4 = (DeviceSpec(id=i, kind="cuda", index=n, name=name, total_mem_gb=mem, free_mem_gb=mem)
                 for n, (i, name, mem) in enumerate([("a", "A100-80GB", 80.0), ("b", "L4-24GB", 22.5)]))
     rates = pool_rates([a100, l4], {"L4-24GB": 0.4})
-    assert rates == [DeviceRate("a", 80.0, 1.0), DeviceRate("b", 22.5, 0.4)] and is_mixed(rates)
+    assert rates == [DeviceRate("a", 80.0, 1.0, "A100-80GB"), DeviceRate("b", 22.5, 0.4, "L4-24GB")] and is_mixed(rates)
     assert not is_mixed(pool_rates([a100], {}))

@@ -1,8 +1,9 @@
-"""The predicted schedule: memory never overcommitted by predictions, sharing only for small models where it pays,
-the same schedule for the same input, and grouping for co-location."""
+"""The predicted schedule: memory never overcommitted by predictions, sharing for small models (and one mid-size
+model beside them) where it pays, the same schedule for the same input, and grouping for co-location."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 
@@ -10,8 +11,15 @@ import pytest
 
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.grouping import group_jobs
-from spectrabench.planning.placement import MAX_SHARING, SMALL_MODEL_B, jobs_per_device, per_device_mem_gb
+from spectrabench.planning.placement import (
+    MAX_SHARING,
+    MID_MODEL_B,
+    SMALL_MODEL_B,
+    jobs_per_device,
+    per_device_mem_gb,
+)
 from spectrabench.planning.schedule import WorkItem
+from spectrabench.planning.speeds import DeviceRate
 from spectrabench.planning.timeline import Placement, Pool, PredictedSchedule, predicted_schedule
 
 POOL = [Pool(f"cuda:{d}", 80.0) for d in range(4)]
@@ -71,14 +79,22 @@ def test_co_location_never_overcommits_a_device_by_predictions(seed: int) -> Non
         assert peak <= 80.0 + 1e-9, f"{device} holds {peak:.1f} GB of predicted peaks"
 
 
-def test_only_small_models_share_and_never_more_than_max_sharing() -> None:
+def test_small_models_share_beside_one_mid_size_model_at_most_and_never_more_than_max_sharing() -> None:
     items = pairs(16, 10, sizes=[0.5, 2.0, 7.0, 13.0], seed=3)
     schedule = plan(items)
     size = {item.model: item.params_b for item in items}
     for p in schedule.placements:
         assert p.sharing <= MAX_SHARING
         if p.sharing > 1:
-            assert size[p.model] <= SMALL_MODEL_B
+            assert size[p.model] <= MID_MODEL_B
+    mid_size = [p for p in schedule.placements if size[p.model] > SMALL_MODEL_B]
+    small = [p for p in schedule.placements if size[p.model] <= SMALL_MODEL_B]
+
+    def together(a: Placement, b: Placement) -> bool:
+        return a.device_id == b.device_id and a.start_s < b.end_s and b.start_s < a.end_s
+
+    assert not any(together(a, b) for a, b in itertools.combinations(mid_size, 2))
+    assert any(together(a, b) for a in mid_size for b in small), "a 7B job should take small ones beside it"
 
 
 def test_a_large_model_mix_is_planned_exactly_as_without_co_location() -> None:
@@ -146,3 +162,22 @@ def test_a_sharded_job_starts_only_when_its_devices_are_idle_together_and_holds_
     # Three devices but a job needing four: never offered, never started.
     wide = big.model_copy(update={"key": "wide/t", "gpus": 4})
     assert predicted_schedule([wide, *small], pool, DynamicLPT(n_devices=3)).unplaced == ("wide/t",)
+
+
+def test_a_mid_size_model_shares_only_cards_with_compute_to_spare() -> None:
+    names = {"cuda:0": "NVIDIA H100 80GB HBM3", "cuda:1": "H100-80GB", "cuda:2": "NVIDIA A100-SXM4-80GB",
+             "cuda:3": "A100-80GB"}
+    pool = [Pool(device, 80.0) for device in names]
+    items = pairs(16, 10, sizes=[0.5, 1.0, 2.0, 7.0], seed=5)
+    size = {item.model: item.params_b for item in items}
+    rates = [DeviceRate(p.device_id, p.total_mem_gb, p.speed, names[p.device_id]) for p in pool]
+    schedule = predicted_schedule(items, pool, DynamicLPT(n_devices=len(pool), pool=rates))
+
+    def together(a: Placement, b: Placement) -> bool:
+        return a.device_id == b.device_id and a.start_s < b.end_s and b.start_s < a.end_s
+
+    shared_mid = [(a, b) for a in schedule.placements for b in schedule.placements
+                  if size[a.model] > SMALL_MODEL_B and a.key != b.key and together(a, b)]
+    assert shared_mid, "a 7B job should take small ones beside it on an H100"
+    assert all("H100" in names[a.device_id] for a, _ in shared_mid)
+    assert any(p.sharing > 1 and "A100" in names[p.device_id] for p in schedule.placements), "A100s share too"
