@@ -15,7 +15,7 @@ from spectrabench.execution.executor import AttemptResult, Executor
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.dispatch import DynamicLPT
 from spectrabench.planning.jobs import Job
-from spectrabench.planning.placement import can_share, offerable
+from spectrabench.planning.placement import may_share, offerable, shares_mid_size
 from spectrabench.planning.schedule import SlotState, WorkItem
 from spectrabench.planning.speeds import pool_rates
 from spectrabench.planning.tails import RunningJob, tail_move
@@ -138,7 +138,10 @@ def run_queue(run: RunLoop[S], queue: deque[S], need: int, *, longest_first: boo
                 run.fail_unavailable(state)
                 continue
             chosen = chosen or tuple(free[:_need(state.job, need, on_gpu)])
-            run.submit(state, chosen, shared=colocate and can_share(items[state.job.job_key]))
+            # The executor lets a job run beside others only where the policy could put one there.
+            shared = colocate and all(may_share(items[state.job.job_key], (), mid_size_allowed=shares_mid_size(d.name))
+                                      for d in chosen)
+            run.submit(state, chosen, shared=shared)
             for device in chosen:
                 occupants[device.id].append(state.job.job_key)
                 last_model[device.id] = state.job.model.name

@@ -11,6 +11,8 @@ from collections import deque
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from spectrabench.execution.dispatching import run_queue
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.jobs import Job, TaskRef, job_of
@@ -169,6 +171,31 @@ def test_no_sharing_for_large_models_full_cards_executors_that_cannot_or_jobs_ba
         run = _run_small(share=share, params_b=params_b, mem_gb=mem_gb, shareable=shareable)
         most = run.executor.most_sharing if isinstance(run.executor, _SharingExecutor) else 1
         assert most == 1, (share, params_b, mem_gb, shareable)
+
+
+class _CardsExecutor(_SharingExecutor):
+    """A sharing executor on GPUs of one card, which records whether each attempt agreed to share."""
+
+    def __init__(self, mem_gb: dict[str, float], card: str) -> None:
+        super().__init__(mem_gb)
+        self.cards = [gpu.model_copy(update={"name": card}) for gpu in GPUS]
+        self.shared: list[bool] = []
+
+    def capacity(self) -> list[DeviceSpec]:
+        return self.cards
+
+    def submit(self, request: Any) -> None:
+        self.shared.append(request.shared)
+        super().submit(request)
+
+
+@pytest.mark.parametrize(("card", "shared"), [("NVIDIA H100 80GB HBM3", True), ("NVIDIA L4", False)])
+def test_a_mid_size_job_agrees_to_share_an_h100_but_not_an_l4(card: str, shared: bool) -> None:
+    jobs = _single_gpu_jobs(4)
+    run = _Run(jobs, params_b=7.0, mem_gb=6.0)
+    run.executor = executor = _CardsExecutor(run.mem_gb, card)
+    run_queue(run, deque(SimpleNamespace(job=job) for job in jobs), 1, longest_first=True)  # type: ignore[arg-type]
+    assert executor.shared and all(flag is shared for flag in executor.shared)
 
 
 def test_in_a_mixed_pool_a_slow_card_leaves_the_longest_job_to_a_fast_one() -> None:
