@@ -42,7 +42,7 @@ MID_MODEL_B = 9.0
 # GPU generations with the compute (750 dense bf16 TFLOP/s and more) that a mid-size model's batches leave partly
 # idle. An A100 (312) or an L4 (121) a mid-size model keeps busy alone: on 2xA100-80GB,4xL4-24GB, sharing it there
 # made extended's makespan / LB 1.066 / 1.132 -> 1.084 / 1.280 at noise 0.2.
-MID_SIZE_CARDS = ("h100", "h200", "gh200", "b100", "b200", "gb200")
+MID_SIZE_CARDS = ("h100", "h800", "h200", "gh200", "b100", "b200", "gb200")
 # Extra slowdown each additional job sharing a GPU inflicts on every job there (small models). The same cases at 0.7
 # or 0.75 moved by under 0.01 at p50 (the rules' runtime of a co-located attempt uses 0.7, `prediction.rules`).
 SHARING_SLOWDOWN = 0.6

@@ -142,7 +142,8 @@ def test_a_mid_size_model_shares_only_beside_small_ones_and_only_where_allowed()
 
 @pytest.mark.parametrize(("card", "expected"), [
     ("NVIDIA H100 80GB HBM3", True), ("H100-80GB", True), ("NVIDIA H200", True), ("H200-141GB", True),
-    ("NVIDIA GH200 480GB", True), ("NVIDIA B200", True), ("NVIDIA A100-SXM4-80GB", False), ("A100-40GB", False),
+    ("NVIDIA GH200 480GB", True), ("NVIDIA B200", True), ("NVIDIA H800", True), ("NVIDIA H20", False),
+    ("NVIDIA A100-SXM4-80GB", False), ("A100-40GB", False),
     ("NVIDIA L4", False), ("L4-24GB", False), ("CPU", False), ("", False), ("NVIDIA H1000", False),
 ])
 def test_mid_size_models_share_only_cards_with_compute_to_spare(card: str, expected: bool) -> None:
