@@ -9,11 +9,11 @@ Co-location model: jobs sharing one GPU share its compute. Each of `n` small job
 together finish in 1.6 units instead of 2 (1.25x the throughput), four in 2.8 instead of 4 (1.43x). That only holds
 where the jobs leave the GPU's compute idle between them: small models (up to `SMALL_MODEL_B`) do, so several may
 share; a mid-size model (up to `MID_MODEL_B`) keeps most of it busy on its own, so it may share only beside small
-ones, never beside another mid-size job, and only on a card with the compute to spare (`shares_mid_size`);
-a large model already saturates a GPU, so sharing would only stretch both jobs, and a sharded (multi-GPU) job owns
-its devices. Sharing also stretches the jobs involved,
-which costs makespan when they are the last to finish: it pays only while the rest of the queue keeps every device
-busy for longer than the jobs sharing the device take to finish together (`shared_finish_s`).
+ones, never beside another mid-size job, and only on a card with the compute to spare (`shares_mid_size`); a large
+model already saturates a GPU, so sharing would only stretch both jobs; and a sharded (multi-GPU) job owns its
+devices (`may_share`). Sharing also stretches the jobs involved, which costs makespan when they are the last to
+finish: it pays only while the rest of the queue keeps every device busy for longer than the jobs sharing the device
+take to finish together (`shared_finish_s`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ SMALL_MODEL_B = 3.0
 # 42.85 h p50); one mid-size job per device leaves that mix as it was.
 MID_MODEL_B = 9.0
 # GPU generations with the compute (750 dense bf16 TFLOP/s and more) that a mid-size model's batches leave partly
-# idle. An A100 (312) or an L4 (121) a mid-size model keeps busy alone: on 2xA100-80GB,4xL4-24GB, sharing it there
-# made extended's makespan / LB 1.066 / 1.132 -> 1.084 / 1.280 at noise 0.2.
+# idle. A mid-size model keeps an A100 (312) or an L4 (121) busy alone: on 2xA100-80GB,4xL4-24GB, letting it share
+# the A100s made extended's makespan / LB 1.066 / 1.132 -> 1.084 / 1.280 at noise 0.2.
 MID_SIZE_CARDS = ("h100", "h800", "h200", "gh200", "b100", "b200", "gb200")
 # Extra slowdown each additional job sharing a GPU inflicts on every job there (small models). The same cases at 0.7
 # or 0.75 moved by under 0.01 at p50 (the rules' runtime of a co-located attempt uses 0.7, `prediction.rules`).
