@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from spectrabench.hardware import DeviceSpec
 from spectrabench.planning.schedule import WorkItem
@@ -49,33 +50,7 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
     if not items:
         return 0.0
     kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
-    luck = str(seed)
-    # Per item and device kind: (work, warm load, peak, cold load, job, work of its smallest part) at its batch and
-    # at every halving of it, on 1 to its planned GPUs, that fits; a schedule may run any of them (OOM retries
-    # halve the batch).
-    variants: list[list[list[tuple[float, float, float, float, SimJob, float]]]] = []
-    for item in items:
-        per_kind = []
-        for device in kinds:
-            options = []
-            for gpus in range(1, max(1, item.gpus) + 1):
-                job = truth_of(item)._replace(gpus=gpus)
-                leaves = job.tasks[0].subtasks if len(job.tasks) == 1 and item.subtasks > 1 else 1
-                while True:
-                    cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
-                    if cost.peak_mem_gb <= device.total_mem_gb or (job.batch_size == 1 and gpus == item.gpus):
-                        # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
-                        noise = cost.load_s / load_seconds(job, device, warm=True)
-                        cold = load_seconds(job, device, warm=False) * noise
-                        smallest_part = cost.runtime_s if leaves == 1 else true_cost(
-                            job._replace(tasks=(part_task(job.tasks[0], 1 / leaves),)), device, 1, None,
-                            config=truth, warm=True, luck=luck).runtime_s
-                        options.append((cost.runtime_s, cost.load_s, cost.peak_mem_gb, cold, job, smallest_part))
-                    if job.batch_size == 1:
-                        break
-                    job = job._replace(batch_size=job.batch_size // 2)
-            per_kind.append(options)
-        variants.append(per_kind)
+    variants = item_variants(items, truth_of, kinds, seed, truth=truth)
     smallest = [min(min(o[2] for o in v[k]) for v in variants) for k in range(len(kinds))]
     occupied: list[float] = []  # device-time
     paired: list[float] = []  # wall time at the best sharing
@@ -121,6 +96,66 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
         by_occupancy = sorted(paired, reverse=True)
         pair = by_occupancy[g - 1] + by_occupancy[g]
     return max(total, ranked[0], pair)
+
+
+class Variant(NamedTuple):
+    """One way an item may run under the truth: its batch or a halving of it, on some of its planned GPUs.
+
+    Attributes:
+        runtime_s: Its tasks' seconds, alone on the device, model loaded.
+        warm_load_s: Its load from the page cache.
+        peak_gb: Its true peak memory per device.
+        cold_load_s: Its load from disk.
+        job: The truth's job at this batch and GPU count.
+        part_runtime_s: The seconds of its smallest part (one leaf's share of a group), or of all of it.
+    """
+
+    runtime_s: float
+    warm_load_s: float
+    peak_gb: float
+    cold_load_s: float
+    job: SimJob
+    part_runtime_s: float
+
+
+def item_variants(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob], kinds: Sequence[DeviceSpec],
+                  seed: int, *, truth: TruthConfig = DEFAULT_TRUTH) -> list[list[list[Variant]]]:
+    """Per item and device kind, every way it may run that fits: at its batch and at every halving of it (OOM
+    retries halve the batch), on 1 to its planned GPUs; at batch 1 on all its GPUs even where that does not fit
+    (it then fails wherever it runs). The costs are the truth's, with the luck `simulate` draws for `seed`.
+
+    Args:
+        items: The items.
+        truth_of: The truth behind an item.
+        kinds: One device of each kind in the pool.
+        seed: The seed `simulate` used.
+        truth: The noise `simulate` used.
+    """
+    luck = str(seed)
+    variants: list[list[list[Variant]]] = []
+    for item in items:
+        per_kind = []
+        for device in kinds:
+            options = []
+            for gpus in range(1, max(1, item.gpus) + 1):
+                job = truth_of(item)._replace(gpus=gpus)
+                leaves = job.tasks[0].subtasks if len(job.tasks) == 1 and item.subtasks > 1 else 1
+                while True:
+                    cost = true_cost(job, device, 1, None, config=truth, warm=True, luck=luck)
+                    if cost.peak_mem_gb <= device.total_mem_gb or (job.batch_size == 1 and gpus == item.gpus):
+                        # The load's noise factor is the ratio of the noisy warm load to the noiseless one.
+                        noise = cost.load_s / load_seconds(job, device, warm=True)
+                        cold = load_seconds(job, device, warm=False) * noise
+                        smallest_part = cost.runtime_s if leaves == 1 else true_cost(
+                            job._replace(tasks=(part_task(job.tasks[0], 1 / leaves),)), device, 1, None,
+                            config=truth, warm=True, luck=luck).runtime_s
+                        options.append(Variant(cost.runtime_s, cost.load_s, cost.peak_mem_gb, cold, job, smallest_part))
+                    if job.batch_size == 1:
+                        break
+                    job = job._replace(batch_size=job.batch_size // 2)
+            per_kind.append(options)
+        variants.append(per_kind)
+    return variants
 
 
 def _mixed_total(models: Sequence[str], costs: Sequence[Sequence[tuple[float, float]]], counts: Sequence[int]
