@@ -56,7 +56,8 @@ class StrategyStats(BaseModel):
     unfinished: int
 
 
-def _p(values: Sequence[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
+    """The `q` quantile of `values` (0.95: p95), inclusive method, as every figure of `StrategyStats` uses."""
     ordered = sorted(values)
     if len(ordered) == 1:
         return ordered[0]
@@ -123,16 +124,12 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
         outliers: Rare jobs take 3x their expected time (2% of them).
     """
     truth = TruthConfig(noise=noise, outlier_rate=0.02 if outliers else 0.0)
-    # As `plan` does: the fastest kind first, the reference for predictions and the sequential baseline's device.
-    probe = build_workload(profile, devices[0], seed=0, runtime_noise=0.0, memory_noise=memory_noise, fit_margin=0.1,
-                           pool=devices)
-    devices, _ = fastest_first(devices, probe.speeds or {})
+    devices = _fastest_first(profile, devices, memory_noise)
     results: dict[str, list[SimResult]] = {s: [] for s in strategies}
     bounds: list[float] = []
     whole_bounds: list[float] = []
     for seed in range(seeds):
-        workload = build_workload(profile, devices[0], seed=seed, runtime_noise=noise, memory_noise=memory_noise,
-                                  fit_margin=0.1, pool=devices)
+        workload = _workload(profile, devices, seed, noise, memory_noise)
         # One bound per workload, from its finest (model, task) items with one load per model: a strategy that
         # groups coarsely must not get an easier bound for it.
         bounds.append(lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth))
@@ -146,13 +143,56 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
         speedups = [s.makespan_s / r.makespan_s for s, r in zip(sequential, runs, strict=True)] if sequential else [
             float("nan")]
         stats.append(StrategyStats(
-            strategy=strategy, seeds=seeds, makespan_h_p50=_p([r.makespan_s / 3600 for r in runs], 0.5),
-            ratio_to_lb_p50=_p([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.5),
-            ratio_to_lb_p95=_p([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.95),
-            ratio_to_whole_lb_p50=_p([r.makespan_s / b for r, b in zip(runs, whole_bounds, strict=True)], 0.5),
-            ratio_to_whole_lb_p95=_p([r.makespan_s / b for r, b in zip(runs, whole_bounds, strict=True)], 0.95),
-            speedup_p50=_p(speedups, 0.5), speedup_p5=_p(speedups, 0.05), oom_total=sum(r.oom_count for r in runs),
-            model_loads_p50=_p([float(r.model_loads) for r in runs], 0.5),
-            utilisation_p50=_p([r.utilisation for r in runs], 0.5),
+            strategy=strategy, seeds=seeds, makespan_h_p50=percentile([r.makespan_s / 3600 for r in runs], 0.5),
+            ratio_to_lb_p50=percentile([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.5),
+            ratio_to_lb_p95=percentile([r.makespan_s / b for r, b in zip(runs, bounds, strict=True)], 0.95),
+            ratio_to_whole_lb_p50=percentile([r.makespan_s / b for r, b in zip(runs, whole_bounds, strict=True)], 0.5),
+            ratio_to_whole_lb_p95=percentile([r.makespan_s / b for r, b in zip(runs, whole_bounds, strict=True)], 0.95),
+            speedup_p50=percentile(speedups, 0.5), speedup_p5=percentile(speedups, 0.05),
+            oom_total=sum(r.oom_count for r in runs),
+            model_loads_p50=percentile([float(r.model_loads) for r in runs], 0.5),
+            utilisation_p50=percentile([r.utilisation for r in runs], 0.5),
             unfinished=sum(len(r.failed) + len(r.unplaced) for r in runs)))
     return stats
+
+
+def reachable_ratios(profile: Profile, devices: Sequence[DeviceSpec], *, apart_above_b: float, seeds: int = 20,
+                     noise: float = 0.2, memory_noise: float = 0.1, outliers: bool = True) -> list[float]:
+    """Per seed, the least makespan over the bound (`lower_bound`) that any schedule can reach if it never puts two
+    models above `apart_above_b` billion parameters on one device (`configurations.configuration_bound`), told the
+    truth or not: the same workloads, truth and bound as `compare_strategies` with the same arguments.
+
+    Args:
+        profile: Models x tasks (catalog tasks).
+        devices: The pool, of one kind of device.
+        apart_above_b: The co-location rule's size.
+        seeds: As `compare_strategies`.
+        noise: As `compare_strategies`.
+        memory_noise: As `compare_strategies`.
+        outliers: As `compare_strategies`.
+    """
+    from spectrabench.simulate.configurations import configuration_bound
+
+    truth = TruthConfig(noise=noise, outlier_rate=0.02 if outliers else 0.0)
+    devices = _fastest_first(profile, devices, memory_noise)
+    ratios = []
+    for seed in range(seeds):
+        workload = _workload(profile, devices, seed, noise, memory_noise)
+        bound = lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth)
+        kept_apart = configuration_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth,
+                                         apart_above_b=apart_above_b)
+        ratios.append(max(bound, kept_apart) / bound if bound > 0 else 1.0)
+    return ratios
+
+
+def _fastest_first(profile: Profile, devices: Sequence[DeviceSpec], memory_noise: float) -> list[DeviceSpec]:
+    """As `plan` does: the fastest kind first, the reference for predictions and the sequential baseline's device."""
+    probe = build_workload(profile, devices[0], seed=0, runtime_noise=0.0, memory_noise=memory_noise, fit_margin=0.1,
+                           pool=devices)
+    return fastest_first(devices, probe.speeds or {})[0]
+
+
+def _workload(profile: Profile, devices: Sequence[DeviceSpec], seed: int, noise: float,
+              memory_noise: float) -> SimWorkload:
+    return build_workload(profile, devices[0], seed=seed, runtime_noise=noise, memory_noise=memory_noise,
+                          fit_margin=0.1, pool=devices)
