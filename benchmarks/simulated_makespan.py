@@ -88,8 +88,8 @@ def _reach(profile, devices, noise: float, seeds: int, ours_p95: float) -> bool:
     from spectrabench.simulate.experiment import percentile, reachable_ratios
 
     reach = {}
-    for apart_b in (LARGE_APART_B, SMALL_MODEL_B):
-        ratios = reachable_ratios(profile, devices, apart_above_b=apart_b, seeds=seeds, noise=noise)
+    sizes = (LARGE_APART_B, SMALL_MODEL_B)
+    for apart_b, ratios in reachable_ratios(profile, devices, apart_above_b=sizes, seeds=seeds, noise=noise).items():
         reach[apart_b] = percentile(ratios, 0.95)
         print(f"never two models above {apart_b:g}B on one GPU: no schedule beats /LB p95 {reach[apart_b]:.3f} "
               f"(p50 {percentile(ratios, 0.5):.3f}, best seed {min(ratios):.3f})")

@@ -51,7 +51,7 @@ def lower_bound(items: Sequence[WorkItem], truth_of: Callable[[WorkItem], SimJob
         return 0.0
     kinds = list({hardware_for(d): d for d in devices}.values())  # costs depend only on the hardware
     variants = item_variants(items, truth_of, kinds, seed, truth=truth)
-    smallest = [min(min(o[2] for o in v[k]) for v in variants) for k in range(len(kinds))]
+    smallest = [min(min(o.peak_gb for o in v[k]) for v in variants) for k in range(len(kinds))]
     occupied: list[float] = []  # device-time
     paired: list[float] = []  # wall time at the best sharing
     alone: list[float] = []

@@ -156,16 +156,18 @@ def compare_strategies(profile: Profile, devices: Sequence[DeviceSpec], *, seeds
     return stats
 
 
-def reachable_ratios(profile: Profile, devices: Sequence[DeviceSpec], *, apart_above_b: float, seeds: int = 20,
-                     noise: float = 0.2, memory_noise: float = 0.1, outliers: bool = True) -> list[float]:
-    """Per seed, the least makespan over the bound (`lower_bound`) that any schedule can reach if it never puts two
-    models above `apart_above_b` billion parameters on one device (`configurations.configuration_bound`), told the
-    truth or not: the same workloads, truth and bound as `compare_strategies` with the same arguments.
+def reachable_ratios(profile: Profile, devices: Sequence[DeviceSpec], *, apart_above_b: Sequence[float],
+                     seeds: int = 20, noise: float = 0.2, memory_noise: float = 0.1,
+                     outliers: bool = True) -> dict[float, list[float]]:
+    """Per size in `apart_above_b` and per seed, the least makespan over the bound (`lower_bound`) that any schedule
+    can reach if it never puts two models above that many billion parameters on one device
+    (`configurations.configuration_bound`), told the truth or not: the same workloads, truth and bound as
+    `compare_strategies` with the same arguments. Each seed's workload and bound are built once for all sizes.
 
     Args:
         profile: Models x tasks (catalog tasks).
         devices: The pool, of one kind of device.
-        apart_above_b: The co-location rule's size.
+        apart_above_b: The co-location rules' sizes.
         seeds: As `compare_strategies`.
         noise: As `compare_strategies`.
         memory_noise: As `compare_strategies`.
@@ -175,13 +177,14 @@ def reachable_ratios(profile: Profile, devices: Sequence[DeviceSpec], *, apart_a
 
     truth = TruthConfig(noise=noise, outlier_rate=0.02 if outliers else 0.0)
     devices = _fastest_first(profile, devices, memory_noise)
-    ratios = []
+    ratios: dict[float, list[float]] = {size: [] for size in apart_above_b}
     for seed in range(seeds):
         workload = _workload(profile, devices, seed, noise, memory_noise)
         bound = lower_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth)
-        kept_apart = configuration_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth,
-                                         apart_above_b=apart_above_b)
-        ratios.append(max(bound, kept_apart) / bound if bound > 0 else 1.0)
+        for size, per_seed in ratios.items():
+            kept_apart = configuration_bound(workload.items, _truth_lookup(workload), devices, seed, truth=truth,
+                                             apart_above_b=size)
+            per_seed.append(max(bound, kept_apart) / bound if bound > 0 else 1.0)
     return ratios
 
 

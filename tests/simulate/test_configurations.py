@@ -55,11 +55,14 @@ def test_no_run_of_ours_beats_the_bound_of_its_own_rule(strategy: str) -> None:
 
 
 def test_reachable_ratios_are_per_seed_and_never_below_one() -> None:
-    ratios = reachable_ratios(bundled_profile("standard"), parse_pool("8xH100-80GB"), apart_above_b=7.0, seeds=2)
-    assert len(ratios) == 2 and all(r > 1.0 for r in ratios)
+    by_size = reachable_ratios(bundled_profile("standard"), parse_pool("8xH100-80GB"), apart_above_b=(7.0, 3.0),
+                               seeds=2)
+    assert set(by_size) == {7.0, 3.0}
+    for ratios in by_size.values():
+        assert len(ratios) == 2 and all(r > 1.0 for r in ratios)
 
 
 def test_a_mixed_pool_is_refused() -> None:
-    devices, work = _standard_on("2xA100-80GB", seed=0)
+    _, work = _standard_on("2xA100-80GB", seed=0)
     with pytest.raises(ValueError, match="one kind"):
         configuration_bound(work.items, _truth_lookup(work), parse_pool("1xA100-80GB,1xL4-24GB"), 0, truth=TRUTH)
